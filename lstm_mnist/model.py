@@ -1,0 +1,137 @@
+"""The classifier graph: pixel sequences -> LSTM stack -> MLP head -> 10 logits, and running it.
+
+One graph-building function serves training and evaluation; training adds the optimizer on top.
+`Model.run` is the one loop over minibatches for train, validation and test alike.
+"""
+
+from typing import Callable, Dict, Iterable, NamedTuple, Optional
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from lstm_mnist.config import PIXELS_PER_STEP, Config
+from lstm_mnist.lstm import LSTMStack, dropout
+
+NUM_CLASSES = 10
+
+
+class EpochResult(NamedTuple):
+    """Means over the examples of one pass; `grad_norms` is per training step (empty in evaluation)."""
+
+    loss: float
+    error: float
+    examples: int
+    grad_norms: np.ndarray
+
+
+class Model:
+    """The tensors of a built classifier graph.
+
+    Attributes:
+      inputs: placeholder float32 `[time, batch, 28]`, time-major pixel rows, zero-padded.
+      lengths: placeholder int32 `[batch]`, valid steps per example.
+      labels: placeholder int64 `[batch]`.
+      dropout_rate: scalar, 0 unless fed (so evaluation never drops anything by accident).
+      logits: `[batch, 10]`; probabilities: `[batch, 10]`; predictions: int64 `[batch]`.
+      loss: mean softmax cross-entropy of the batch; num_correct: int32 scalar.
+      Training graphs also have: train_op, global_step, learning_rate, grad_norm (global norm of the
+      gradients before clipping) and grad_norms ({variable name: norm of its gradient}).
+    """
+
+    def __init__(self, config: Config, training: bool = False, steps_per_epoch: int = 1):
+        """Builds the graph into the default graph.
+
+        Args:
+          config: the hyperparameters.
+          training: also build the optimizer (Adam, global-norm clipping, learning-rate schedule).
+          steps_per_epoch: minibatches per epoch, for the learning-rate schedule.
+        """
+        self.config = config
+        self.inputs = tf.placeholder(tf.float32, [None, None, PIXELS_PER_STEP], name="inputs")
+        self.lengths = tf.placeholder(tf.int32, [None], name="lengths")
+        self.labels = tf.placeholder(tf.int64, [None], name="labels")
+        # A float 0.0 when the config has no dropout keeps dropout ops out of the graph entirely.
+        self.dropout_rate = (tf.placeholder_with_default(0.0, [], name="dropout_rate")
+                             if config.dropout > 0 else 0.0)
+
+        self.lstm = LSTMStack(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm")
+        features = self.lstm(self.inputs, self.lengths, self.dropout_rate).last_output
+        with tf.variable_scope("head"):
+            hidden = tf.nn.relu(_dense(dropout(features, self.dropout_rate), config.head_hidden,
+                                       "hidden"))
+            self.logits = _dense(hidden, NUM_CLASSES, "logits")
+
+        self.probabilities = tf.nn.softmax(self.logits)
+        self.predictions = tf.argmax(self.logits, axis=1)
+        self.loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=self.labels, logits=self.logits))
+        self.num_correct = tf.reduce_sum(tf.cast(tf.equal(self.predictions, self.labels), tf.int32))
+        self.model_variables = tf.trainable_variables()
+        if training:
+            self._build_optimizer(steps_per_epoch)
+
+    def _build_optimizer(self, steps_per_epoch: int):
+        config = self.config
+        self.global_step = tf.train.get_or_create_global_step()
+        if config.lr_schedule == "cosine":
+            self.learning_rate = tf.train.cosine_decay(config.lr, self.global_step,
+                                                       config.epochs * steps_per_epoch)
+        else:
+            self.learning_rate = tf.constant(config.lr)
+        gradients = tf.gradients(self.loss, self.model_variables)
+        self.grad_norm = tf.global_norm(gradients)
+        self.grad_norms = {v.op.name: tf.norm(g) for v, g in zip(self.model_variables, gradients)}
+        if config.clip > 0:
+            # Passing the norm computed above avoids computing it a second time.
+            gradients, _ = tf.clip_by_global_norm(gradients, config.clip, use_norm=self.grad_norm)
+        optimizer = tf.train.AdamOptimizer(self.learning_rate)
+        self.train_op = optimizer.apply_gradients(zip(gradients, self.model_variables),
+                                                  global_step=self.global_step)
+
+    def run(self, session: tf.Session, batches: Iterable, train: bool = False,
+            on_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> EpochResult:
+        """Runs the graph over minibatches: one training epoch, or one evaluation pass.
+
+        Args:
+          session: a session holding this model's variables.
+          batches: `(inputs, lengths, labels)` tuples, as `sequences.batches` yields them.
+          train: update the weights (with dropout on) instead of only measuring.
+          on_step: called after each training step with the global step and
+            `{"loss", "grad_norm", "learning_rate", "grad_norm/<variable>"...}`.
+
+        Returns:
+          The EpochResult over all examples of `batches`.
+        """
+        fetches = {"loss": self.loss, "num_correct": self.num_correct}
+        if train:
+            fetches.update(train_op=self.train_op, global_step=self.global_step,
+                           grad_norm=self.grad_norm, learning_rate=self.learning_rate)
+            if on_step is not None:
+                fetches.update({"grad_norm/" + name: norm for name, norm in self.grad_norms.items()})
+        total_loss, total_correct, total_examples, grad_norms = 0.0, 0, 0, []
+        for inputs, lengths, labels in batches:
+            feed = {self.inputs: inputs, self.lengths: lengths, self.labels: labels}
+            if train and self.config.dropout > 0:
+                feed[self.dropout_rate] = self.config.dropout
+            values = session.run(fetches, feed)
+            total_loss += float(values["loss"]) * len(labels)
+            total_correct += int(values["num_correct"])
+            total_examples += len(labels)
+            if train:
+                grad_norms.append(values["grad_norm"])
+                if on_step is not None:
+                    on_step(int(values.pop("global_step")),
+                            {k: float(v) for k, v in values.items() if k not in ("train_op",
+                                                                                  "num_correct")})
+        return EpochResult(loss=total_loss / total_examples,
+                           error=1.0 - total_correct / total_examples,
+                           examples=total_examples, grad_norms=np.asarray(grad_norms))
+
+
+def _dense(inputs: tf.Tensor, units: int, name: str) -> tf.Tensor:
+    """`inputs W + b` with variables `<scope>/<name>/{w,b}`."""
+    with tf.variable_scope(name):
+        w = tf.get_variable("w", [int(inputs.shape[-1]), units],
+                            initializer=tf.glorot_uniform_initializer())
+        b = tf.get_variable("b", [units], initializer=tf.zeros_initializer())
+    return tf.matmul(inputs, w) + b

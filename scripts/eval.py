@@ -1,0 +1,44 @@
+"""Measure a trained model on the full validation and test sets.
+
+    python scripts/eval.py --checkpoint checkpoints/part1 [--json]
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lstm_mnist import cli  # noqa: E402
+from lstm_mnist.evaluate import evaluate_checkpoint  # noqa: E402
+
+
+def main(argv):
+    parser = cli.ArgumentParser(
+        prog="eval.py", description="Rebuild a model from its checkpoint folder's config.json, "
+        "restore it and report loss, error and accuracy on the 5000 validation and 10000 test "
+        "images (and on fixed crops for models trained with --crop).")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run's checkpoint folder (uses its best checkpoint) or one "
+                             "checkpoint prefix such as checkpoints/part1/best/model-30")
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX files "
+                                           "(default: the copy shipped with the package)")
+    parser.add_argument("--crop-seed", type=int,
+                        help="seed of the evaluation crops (default: the one the run used)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed)
+    if args.json:
+        print(json.dumps(results, sort_keys=True))
+        return
+    print(f"checkpoint {results['checkpoint']}")
+    for split in ("validation", "test"):
+        for suffix, what in (("", "full images"), ("_cropped", "cropped images")):
+            if f"{split}_loss{suffix}" in results:
+                print(f"{split:10s} {what:14s} loss {results[f'{split}_loss{suffix}']:.4f}  "
+                      f"error {100 * results[f'{split}_error{suffix}']:.2f}%  "
+                      f"accuracy {100 * results[f'{split}_accuracy{suffix}']:.2f}%")
+
+
+if __name__ == "__main__":
+    cli.run(main, "eval.py")

@@ -1,0 +1,90 @@
+"""The command-line scripts: one-line errors for bad input, and eval.py reproducing a run."""
+
+import json
+import os
+
+import pytest
+
+from conftest import run_script, write_mnist
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()
+             and not _is_tensorflow_noise(line)]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _is_tensorflow_noise(line):
+    """TensorFlow's own start-up lines on stderr (absl logging, deprecation notices)."""
+    return (line[:1] in "IWE" and line[1:5].isdigit()) or line.startswith(
+        ("WARNING:", "Instructions for updating", "non-resource variables", "To enable the",
+         "WARNING: All log messages"))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--layers", "0"], "layers must be an integer >= 1"),
+    (["--layers", "2", "--hidden", "64,32,16"], "--hidden gives 3 sizes for --layers 2"),
+    (["--hidden", "0"], "expected comma-separated positive integers"),
+    (["--hidden", "abc"], "expected comma-separated positive integers"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--lr", "-1"], "learning rate must be > 0"),
+    (["--dropout", "1"], "dropout is a drop probability in [0, 1)"),
+    (["--crop-min", "20", "--crop-max", "30"], "crop bounds must satisfy"),
+])
+def test_train_rejects_bad_flags_with_one_line(tmp_path, args, fragment):
+    result = run_script("train.py", *args, "--logdir", str(tmp_path / "logs"), cwd=tmp_path)
+    _assert_one_line_error(result, fragment)
+    assert not (tmp_path / "logs").exists()
+
+
+def test_train_rejects_corrupt_data_and_writes_nothing(tmp_path):
+    write_mnist(tmp_path / "data")
+    result = run_script("train.py", "--data-dir", str(tmp_path / "data"), "--logdir",
+                        str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck"))
+    _assert_one_line_error(result, "checksum mismatch")
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "ck").exists()
+
+
+def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
+    common = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
+    result = run_script("train.py", "--hidden", "8", "--head-hidden", "16", "--epochs", "2",
+                        "--train-subset", "300", "--run-name", "tiny", *common)
+    assert result.returncode == 0, result.stderr
+    logs = tmp_path / "logs" / "tiny"
+    for name in ("metrics.csv", "train.log", "config.json", "results.json"):
+        assert (logs / name).stat().st_size > 0
+    assert os.listdir(logs / "train") and os.listdir(logs / "validation")
+    logged = json.loads((logs / "results.json").read_text())
+
+    evaluated = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    numbers = json.loads(evaluated.stdout)
+    assert numbers["checkpoint"] == logged["checkpoint"]
+    for key in ("validation_error", "test_error", "validation_accuracy", "test_accuracy"):
+        assert numbers[key] == pytest.approx(logged[key], abs=1e-9), key
+
+    # A config that no longer matches the checkpoint's variables is refused in one line.
+    config_path = tmp_path / "ck" / "tiny" / "config.json"
+    document = json.loads(config_path.read_text())
+    document["config"]["hidden"] = [9]
+    config_path.write_text(json.dumps(document))
+    mismatch = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"))
+    _assert_one_line_error(mismatch, "does not match its config", "lstm/layer_0/fw/w_x")
+
+    # The same run name again is refused, and the first run is left as it was.
+    again = run_script("train.py", "--epochs", "1", "--run-name", "tiny", *common)
+    _assert_one_line_error(again, "already exists")
+    assert json.loads((logs / "results.json").read_text()) == logged
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda p: p / "nowhere", "no such checkpoint or folder"),
+    (lambda p: p, "holds no checkpoint"),
+])
+def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
+    _assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)

@@ -1,0 +1,138 @@
+"""The hand-written LSTM against TensorFlow's fused kernel, a numpy recomputation, and itself."""
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
+from lstm_mnist.lstm import FORGET_BIAS, LSTMStack, last_valid
+
+INPUT_SIZE = 28
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_lstm(x, w_x, w_h, b):
+    """Recomputes the cell in numpy, gate columns input | forget | output | candidate.
+
+    Returns every step's h `[time, batch, hidden]` and the final c `[batch, hidden]`.
+    """
+    hidden = w_h.shape[0]
+    h = np.zeros((x.shape[1], hidden), np.float64)
+    c = np.zeros_like(h)
+    outputs = []
+    for x_t in x:
+        gates = x_t @ w_x + h @ w_h + b
+        i, f, o, g = np.split(gates, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs), c
+
+
+def _to_block_order(matrix):
+    """Our gate columns (i, f, o, g) in BlockLSTM's order (i, g, f, o)."""
+    i, f, o, g = tf.split(matrix, 4, axis=-1)
+    return tf.concat([i, g, f, o], axis=-1)
+
+
+def _random_inputs(time, batch, seed=0):
+    return np.random.default_rng(seed).normal(size=(time, batch, INPUT_SIZE)).astype(np.float32)
+
+
+@pytest.mark.parametrize("time,batch,hidden", [(1, 1, 4), (7, 5, 16), (28, 32, 32), (13, 3, 8)])
+def test_matches_fused_block_lstm_outputs_states_and_gradients(time, batch, hidden):
+    x = _random_inputs(time, batch)
+    with tf.Graph().as_default():
+        inputs = tf.constant(x)
+        stack = LSTMStack(INPUT_SIZE, [hidden])
+        ours = stack(inputs, tf.fill([batch], time))
+        weights = stack.layers[0][0]
+        zeros_state, zeros_peephole = tf.zeros([batch, hidden]), tf.zeros([hidden])
+        reference = tf.raw_ops.BlockLSTM(
+            seq_len_max=tf.constant(time, tf.int64), x=inputs, cs_prev=zeros_state,
+            h_prev=zeros_state, w=_to_block_order(tf.concat([weights.w_x, weights.w_h], axis=0)),
+            wci=zeros_peephole, wcf=zeros_peephole, wco=zeros_peephole,
+            b=_to_block_order(weights.b), forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+        reference_h, reference_c = reference[6], reference[1]
+        # A loss that weighs every step and unit differently, so gradients are not symmetric.
+        mix = tf.constant(np.random.default_rng(1).normal(size=(time, batch, hidden)), tf.float32)
+        wrt = [inputs, weights.w_x, weights.w_h, weights.b]
+        our_grads = tf.gradients(tf.reduce_sum(ours.outputs * mix), wrt)
+        reference_grads = tf.gradients(tf.reduce_sum(reference_h * mix), wrt)
+        final = ours.final_states[0][0]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            got = session.run([ours.outputs, final.h, final.c, ours.last_output, our_grads])
+            want = session.run([reference_h, reference_h[-1], reference_c[-1], reference_h[-1],
+                                reference_grads])
+    outputs, h, c, last, grads = got
+    np.testing.assert_allclose(outputs, want[0], atol=1e-5)
+    np.testing.assert_allclose(h, want[1], atol=1e-5)
+    np.testing.assert_allclose(c, want[2], atol=1e-5)
+    np.testing.assert_allclose(last, want[3], atol=1e-5)
+    for name, ours_grad, reference_grad in zip(["inputs", "w_x", "w_h", "b"], grads, want[4]):
+        np.testing.assert_allclose(ours_grad, reference_grad, atol=1e-5, rtol=1e-4, err_msg=name)
+    if time > 1:  # with one step, h_{t-1} = 0 and w_h rightly gets no gradient
+        assert np.abs(grads[2]).max() > 1e-3, "the recurrent weights must receive gradient"
+
+
+def test_matches_numpy_recomputation_and_starts_with_forget_bias():
+    x = _random_inputs(6, 4, seed=3)
+    with tf.Graph().as_default():
+        stack = LSTMStack(INPUT_SIZE, [10])
+        result = stack(tf.constant(x), tf.fill([4], 6))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            outputs, final, (w_x, w_h, b) = session.run(
+                [result.outputs, result.final_states[0][0], list(stack.layers[0][0])])
+    assert np.all(b[10:20] == FORGET_BIAS) and np.all(b[:10] == 0) and np.all(b[20:] == 0)
+    want_outputs, want_c = numpy_lstm(x.astype(np.float64), w_x, w_h, b)
+    np.testing.assert_allclose(outputs, want_outputs, atol=1e-5)
+    np.testing.assert_allclose(final.c, want_c, atol=1e-5)
+
+
+def _run_stack(hidden_sizes, bidirectional, feeds, seed=0):
+    """Builds one stack and runs it on several `(inputs, lengths)` feeds with the same weights."""
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        inputs = tf.placeholder(tf.float32, [None, None, INPUT_SIZE])
+        lengths = tf.placeholder(tf.int32, [None])
+        result = LSTMStack(INPUT_SIZE, hidden_sizes, bidirectional)(inputs, lengths)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return [session.run(result, {inputs: x, lengths: n}) for x, n in feeds]
+
+
+# batch == hidden (8) pins the TF2 `where` broadcasting trap: a [batch] mask applied to
+# [batch, hidden] would silently mask columns instead of rows.
+@pytest.mark.parametrize("hidden_sizes,bidirectional", [([8], False), ([8, 5], False),
+                                                        ([8], True), ([6, 8], True)])
+def test_last_valid_state_equals_running_each_example_alone(hidden_sizes, bidirectional):
+    lengths = np.array([5, 3, 7, 1, 7, 2, 6, 4], np.int32)
+    time, batch = lengths.max(), len(lengths)
+    padded = _random_inputs(time, batch, seed=5)
+    valid = np.arange(time)[:, None] < lengths[None, :]
+    padded[~valid] = 0.0
+    garbage = padded.copy()
+    garbage[~valid] = np.random.default_rng(9).normal(size=(~valid).sum() * INPUT_SIZE).reshape(
+        -1, INPUT_SIZE) * 100
+    alone = [(padded[:n, b:b + 1], np.array([n], np.int32)) for b, n in enumerate(lengths)]
+    results = _run_stack(hidden_sizes, bidirectional,
+                         [(padded, lengths), (garbage, lengths)] + alone)
+    zero_padded, garbage_padded, singles = results[0], results[1], results[2:]
+    for b, single in enumerate(singles):
+        np.testing.assert_allclose(zero_padded.last_output[b], single.last_output[0], atol=1e-5)
+        # Every valid step's output, not only the last, is independent of the padding.
+        np.testing.assert_allclose(zero_padded.outputs[:lengths[b], b], single.outputs[:, 0],
+                                   atol=1e-5)
+    np.testing.assert_allclose(garbage_padded.last_output, zero_padded.last_output, atol=1e-5)
+
+
+def test_last_valid_gathers_per_example_step():
+    outputs = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)
+    with tf.Graph().as_default(), tf.Session() as session:
+        got = session.run(last_valid(tf.constant(outputs), tf.constant([4, 1, 2])))
+    np.testing.assert_array_equal(got, [outputs[3, 0], outputs[0, 1], outputs[1, 2]])

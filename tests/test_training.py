@@ -1,0 +1,88 @@
+"""Short real trainings: the model learns, and the run writes everything it promises."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from lstm_mnist.config import Config, tiny_config
+from lstm_mnist.model import Model
+from lstm_mnist.sequences import batches
+
+
+def test_a_short_training_drives_the_loss_down_and_beats_chance(mnist):
+    config = Config(hidden=(32,), head_hidden=64, dropout=0.0, batch_size=64, lr=5e-3,
+                    lr_schedule="constant")
+    train = mnist.train.head(3000)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        model = Model(config, training=True, steps_per_epoch=47)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            evaluate = lambda: model.run(session, batches(mnist.validation.images[:1000],
+                                                          mnist.validation.labels[:1000], 500))
+            before = evaluate()
+            rng = np.random.default_rng(0)
+            for _ in range(2):
+                model.run(session, batches(train.images, train.labels, 64,
+                                           rng.permutation(len(train))), train=True)
+            after = evaluate()
+    assert before.error > 0.75  # an untrained model is near chance (90% error)
+    assert after.loss < 0.6 * before.loss
+    assert after.error < 0.35, f"validation error {after.error:.3f} after 2 epochs on 3000 images"
+
+
+def test_training_run_writes_logs_summaries_and_checkpoints(tmp_path):
+    from lstm_mnist.trainer import train
+    results = train(tiny_config(epochs=2), run_name="tiny", logdir=str(tmp_path / "logs"),
+                    checkpoint_dir=str(tmp_path / "checkpoints"), echo=False)
+    logs, checkpoints = tmp_path / "logs" / "tiny", tmp_path / "checkpoints" / "tiny"
+    rows = list(csv.DictReader(open(logs / "metrics.csv")))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert list(rows[0])[:8] == ["epoch", "timestamp", "elapsed_s", "train_loss", "train_error",
+                                 "validation_loss", "validation_error", "grad_norm_mean"]
+    log_lines = (logs / "train.log").read_text().splitlines()
+    assert any("epoch 2/2" in line for line in log_lines)
+    assert "test error" in log_lines[-1]
+    assert all(line[:4].isdigit() for line in log_lines)  # every line starts with its timestamp
+    saved = json.loads((logs / "config.json").read_text())
+    assert saved["config"] == tiny_config(epochs=2).to_dict()
+    assert set(saved["data_sha256"]) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+    assert (checkpoints / "config.json").read_text() == (logs / "config.json").read_text()
+    assert tf.train.latest_checkpoint(str(checkpoints / "latest")).endswith("model-2")
+    best = tf.train.latest_checkpoint(str(checkpoints / "best"))
+    assert best == results["checkpoint"]
+    best_epoch = int(best.rsplit("-", 1)[1])
+    best_row = min(rows, key=lambda row: float(row["validation_error"]))
+    assert float(rows[best_epoch - 1]["validation_error"]) == float(best_row["validation_error"])
+    assert abs(results["validation_error"] - float(best_row["validation_error"])) < 1e-6
+
+    tags = {}
+    for folder in ("train", "validation"):
+        for event_file in os.listdir(logs / folder):
+            for event in tf.train.summary_iterator(str(logs / folder / event_file)):
+                for value in event.summary.value:
+                    tags.setdefault(folder, set()).add(value.tag)
+    assert {"loss", "accuracy"} <= tags["train"] & tags["validation"]
+    assert {"step/loss", "step/grad_norm"} <= tags["train"]
+    assert any(tag.startswith("step/grad_norm/lstm/layer_0/fw/w_h") for tag in tags["train"])
+
+
+@pytest.mark.parametrize("changes", [{"layers": 0}, {"hidden": (8, 8)}, {"dropout": 1.0},
+                                     {"batch_size": 0}, {"lr": 0.0}, {"crop_min": 29},
+                                     {"crop_min": 26, "crop_max": 25}, {"clip": -1.0}])
+def test_config_rejects_bad_values(changes):
+    from lstm_mnist.config import ConfigError
+    with pytest.raises(ConfigError):
+        tiny_config(**changes)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    from lstm_mnist.config import load_config, save_config
+    config = Config(layers=3, hidden=(64, 32, 16), bidirectional=True, crop=True, dropout=0.3)
+    save_config(str(tmp_path / "config.json"), config, {"data_sha256": {}})
+    assert load_config(str(tmp_path / "config.json")) == config
