@@ -38,13 +38,15 @@ class Model:
       gradients before clipping) and grad_norms ({variable name: norm of its gradient}).
     """
 
-    def __init__(self, config: Config, training: bool = False, steps_per_epoch: int = 1):
+    def __init__(self, config: Config, training: bool = False, steps_per_epoch: int = 1,
+                 lstm_class=LSTMStack):
         """Builds the graph into the default graph.
 
         Args:
           config: the hyperparameters.
           training: also build the optimizer (Adam, global-norm clipping, learning-rate schedule).
           steps_per_epoch: minibatches per epoch, for the learning-rate schedule.
+          lstm_class: LSTMStack, or a stand-in with its interface (benchmarks swap in references).
         """
         self.config = config
         self.inputs = tf.placeholder(tf.float32, [None, None, PIXELS_PER_STEP], name="inputs")
@@ -54,7 +56,7 @@ class Model:
         self.dropout_rate = (tf.placeholder_with_default(0.0, [], name="dropout_rate")
                              if config.dropout > 0 else 0.0)
 
-        self.lstm = LSTMStack(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm")
+        self.lstm = lstm_class(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm")
         features = self.lstm(self.inputs, self.lengths, self.dropout_rate).last_output
         with tf.variable_scope("head"):
             hidden = tf.nn.relu(_dense(dropout(features, self.dropout_rate), config.head_hidden,

@@ -136,3 +136,82 @@ def test_last_valid_gathers_per_example_step():
     with tf.Graph().as_default(), tf.Session() as session:
         got = session.run(last_valid(tf.constant(outputs), tf.constant([4, 1, 2])))
     np.testing.assert_array_equal(got, [outputs[3, 0], outputs[0, 1], outputs[1, 2]])
+
+
+def test_backward_direction_reads_only_the_valid_part_reversed():
+    lengths = np.array([4, 6, 2], np.int32)
+    x = _random_inputs(6, 3, seed=7)
+    x[np.arange(6)[:, None] >= lengths[None, :]] = 0.0
+    with tf.Graph().as_default():
+        stack = LSTMStack(INPUT_SIZE, [5], bidirectional=True)
+        result = stack(tf.constant(x), tf.constant(lengths))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            got, (forward, backward) = session.run([result, stack.layers[0]])
+    for b, n in enumerate(lengths):
+        forward_h, _ = numpy_lstm(x[:n, b:b + 1].astype(np.float64), *forward)
+        backward_h, _ = numpy_lstm(x[:n, b:b + 1][::-1].astype(np.float64), *backward)
+        # Classifier features: forward state at the last valid step, backward state at step 0.
+        np.testing.assert_allclose(got.last_output[b], np.concatenate(
+            [forward_h[-1, 0], backward_h[-1, 0]]), atol=1e-5)
+        # Per-step outputs: the backward half at step t has read steps n-1 down to t.
+        np.testing.assert_allclose(got.outputs[:n, b, 5:], backward_h[::-1, 0], atol=1e-5)
+        np.testing.assert_allclose(got.outputs[:n, b, :5], forward_h[:, 0], atol=1e-5)
+
+
+def test_deep_stack_has_per_layer_shapes_and_names():
+    with tf.Graph().as_default():
+        for bidirectional, scope in ((False, "uni"), (True, "bi")):
+            stack = LSTMStack(INPUT_SIZE, [64, 32, 16], bidirectional, name=scope)
+            directions = 2 if bidirectional else 1
+            inputs = [INPUT_SIZE, 64 * directions, 32 * directions]
+            for k, (size_in, hidden) in enumerate(zip(inputs, [64, 32, 16])):
+                for weights, direction in zip(stack.layers[k], ("fw", "bw")):
+                    assert weights.w_x.op.name == f"{scope}/layer_{k}/{direction}/w_x"
+                    assert weights.w_x.shape.as_list() == [size_in, 4 * hidden]
+                    assert weights.w_h.shape.as_list() == [hidden, 4 * hidden]
+                    assert weights.b.shape.as_list() == [4 * hidden]
+            assert stack.output_size == 16 * directions
+
+
+def test_deep_stack_layer_k_reads_layer_k_minus_1():
+    x = _random_inputs(5, 2, seed=11)
+    with tf.Graph().as_default():
+        stack = LSTMStack(INPUT_SIZE, [6, 4])
+        result = stack(tf.constant(x), tf.fill([2], 5))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            outputs, (bottom,), (top,) = session.run([result.outputs] + stack.layers)
+    bottom_h, _ = numpy_lstm(x.astype(np.float64), *bottom)
+    top_h, _ = numpy_lstm(bottom_h, *top)
+    np.testing.assert_allclose(outputs, top_h, atol=1e-5)
+
+
+def _outputs_with_dropout(hidden_sizes, x, rates):
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        rate = tf.placeholder_with_default(0.0, [])
+        stack = LSTMStack(INPUT_SIZE, hidden_sizes)
+        result = stack(tf.constant(x), tf.fill([x.shape[1]], x.shape[0]), rate)
+        # A random bias makes the state nonzero even where the inputs are all zero.
+        randomize_biases = [w.b.assign(tf.random_normal(w.b.shape)) for (w,) in stack.layers]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(randomize_biases)
+            return [session.run(result.outputs, {rate: r} if r is not None else {}) for r in rates]
+
+
+def test_no_dropout_on_the_recurrent_path():
+    # With all-zero inputs, input dropout has nothing to drop, but the outputs still depend on the
+    # recurrent path (the bias makes h nonzero), which must see no dropout at all.
+    zeros = np.zeros((8, 4, INPUT_SIZE), np.float32)
+    no_dropout, with_dropout = _outputs_with_dropout([16], zeros, [0.0, 0.5])
+    assert np.abs(no_dropout).max() > 1e-2
+    np.testing.assert_array_equal(with_dropout, no_dropout)
+
+
+def test_dropout_is_on_between_layers_when_fed_and_off_by_default():
+    x = _random_inputs(8, 4, seed=2)
+    default, again, dropped = _outputs_with_dropout([16, 16], x, [None, None, 0.5])
+    np.testing.assert_array_equal(default, again)  # evaluation is deterministic
+    assert np.abs(dropped - default).max() > 1e-3

@@ -86,3 +86,45 @@ def test_config_round_trips_through_json(tmp_path):
     config = Config(layers=3, hidden=(64, 32, 16), bidirectional=True, crop=True, dropout=0.3)
     save_config(str(tmp_path / "config.json"), config, {"data_sha256": {}})
     assert load_config(str(tmp_path / "config.json")) == config
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_deep_cropped_model_builds_and_takes_a_training_step(mnist, bidirectional):
+    from lstm_mnist.sequences import draw_crops
+    config = Config(layers=3, hidden=(64, 32, 16), bidirectional=bidirectional, crop=True,
+                    dropout=0.3, batch_size=16)
+    images, labels = mnist.train.images[:16], mnist.train.labels[:16]
+    crops = draw_crops(np.random.default_rng(0), 16, config.crop_min, config.crop_max)
+    with tf.Graph().as_default():
+        model = Model(config, training=True)
+        shapes = {v.op.name: v.shape.as_list() for v in model.model_variables}
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            before = session.run(model.model_variables)
+            result = model.run(session, batches(images, labels, 16, crops=crops), train=True)
+            after = session.run(model.model_variables)
+    width = 2 if bidirectional else 1
+    assert shapes["lstm/layer_1/fw/w_x"] == [64 * width, 4 * 32]
+    assert shapes["lstm/layer_2/fw/w_h"] == [16, 4 * 16]
+    assert shapes["head/hidden/w"] == [16 * width, config.head_hidden]
+    assert ("lstm/layer_2/bw/w_x" in shapes) == bidirectional
+    assert np.isfinite(result.loss) and len(result.grad_norms) == 1
+    assert all(np.any(b != a) for b, a in zip(before, after)), "every variable must be trained"
+
+
+def test_evaluation_is_deterministic_with_dropout_configured(mnist):
+    config = Config(hidden=(16,), head_hidden=16, dropout=0.5)
+    data = list(batches(mnist.validation.images[:200], mnist.validation.labels[:200], 200))
+    inputs, lengths, _ = data[0]
+    with tf.Graph().as_default():
+        model = Model(config, training=True)
+        feed = {model.inputs: inputs, model.lengths: lengths}
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            first, second = (session.run(model.logits, feed) for _ in range(2))
+            feed[model.dropout_rate] = 0.5
+            dropped = session.run(model.logits, feed)
+            measured = [model.run(session, data).loss for _ in range(2)]
+    np.testing.assert_array_equal(first, second)
+    assert np.abs(dropped - first).max() > 1e-3
+    assert measured[0] == measured[1]

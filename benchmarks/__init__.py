@@ -1,0 +1,1 @@
+"""Benchmarks: the project's LSTM against TensorFlow's fused kernel and a naive loop."""

@@ -1,0 +1,46 @@
+"""The benchmark's reference models are correct, and bench.py returns well-formed numbers."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from benchmarks.references import BlockLSTMStack, NaiveLoopStack
+from conftest import run_script
+from lstm_mnist.lstm import LSTMStack
+
+
+@pytest.mark.parametrize("reference", [BlockLSTMStack, NaiveLoopStack])
+@pytest.mark.parametrize("hidden_sizes,bidirectional", [([16], False), ([12, 8], False),
+                                                        ([8, 6], True)])
+def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes, bidirectional):
+    lengths = np.array([9, 4, 7, 1, 9], np.int32)
+    x = np.random.default_rng(0).normal(size=(9, 5, 28)).astype(np.float32)
+    with tf.Graph().as_default():
+        ours = LSTMStack(28, hidden_sizes, bidirectional)
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            theirs = reference(28, hidden_sizes, bidirectional)  # the very same variables
+        assert len(tf.global_variables()) == (len(hidden_sizes) * 3 * (1 + bidirectional))
+        ours_out = ours(tf.constant(x), tf.constant(lengths))
+        theirs_out = theirs(tf.constant(x), tf.constant(lengths))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            a, b = session.run([ours_out, theirs_out])
+    np.testing.assert_allclose(a.last_output, b.last_output, atol=1e-5)
+    valid = np.arange(9)[:, None] < lengths[None, :]
+    np.testing.assert_allclose(a.outputs[valid], b.outputs[valid], atol=1e-5)
+
+
+def test_bench_runs_and_reports_well_formed_numbers():
+    result = run_script("bench.py", "--seconds", "0.2", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [c["name"] for c in report["configs"]] == ["part1", "part2", "part2-bidir"]
+    for config in report["configs"]:
+        for key in ("ours_examples_per_s", "blocklstm_examples_per_s", "naive_examples_per_s",
+                    "ratio_vs_blocklstm", "peak_rss_mb"):
+            assert np.isfinite(config[key]) and config[key] > 0, key
+        assert config["ratio_vs_blocklstm"] == pytest.approx(
+            config["ours_examples_per_s"] / config["blocklstm_examples_per_s"])
+        assert 0 < config["input_share"] < 1
