@@ -22,14 +22,25 @@ def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes
         with tf.variable_scope(tf.get_variable_scope(), reuse=True):
             theirs = reference(28, hidden_sizes, bidirectional)  # the very same variables
         assert len(tf.global_variables()) == (len(hidden_sizes) * 3 * (1 + bidirectional))
-        ours_out = ours(tf.constant(x), tf.constant(lengths))
-        theirs_out = theirs(tf.constant(x), tf.constant(lengths))
+        inputs = tf.constant(x)
+        ours_out = ours(inputs, tf.constant(lengths))
+        theirs_out = theirs(inputs, tf.constant(lengths))
+        # Gradients of a loss on the last valid outputs, w.r.t. the inputs and every weight:
+        # ours are partly hand-assembled after the loop (lstm.run_chains), theirs are autodiff's.
+        mix = tf.constant(np.random.default_rng(1).normal(size=(5, ours.output_size)), tf.float32)
+        wrt = [inputs] + tf.global_variables()
+        ours_grads = tf.gradients(tf.reduce_sum(ours_out.last_output * mix), wrt)
+        theirs_grads = tf.gradients(tf.reduce_sum(theirs_out.last_output * mix), wrt)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
-            a, b = session.run([ours_out, theirs_out])
+            a, b, a_grads, b_grads = session.run([ours_out, theirs_out, ours_grads, theirs_grads])
     np.testing.assert_allclose(a.last_output, b.last_output, atol=1e-5)
     valid = np.arange(9)[:, None] < lengths[None, :]
     np.testing.assert_allclose(a.outputs[valid], b.outputs[valid], atol=1e-5)
+    for tensor, ours_grad, theirs_grad in zip(wrt, a_grads, b_grads):
+        np.testing.assert_allclose(ours_grad, theirs_grad, atol=1e-5, rtol=1e-4,
+                                   err_msg=tensor.name)
+        assert np.abs(ours_grad).max() > 0, tensor.name
 
 
 def test_bench_runs_and_reports_well_formed_numbers():

@@ -88,3 +88,20 @@ def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
 ])
 def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
     _assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)
+
+
+@pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
+def test_eval_reproduces_each_committed_reference_run(run):
+    from conftest import ROOT
+    results_file = os.path.join(ROOT, "logs", run, "results.json")
+    if not os.path.exists(results_file):
+        pytest.skip(f"reference run {run} is not committed")
+    logged = json.loads(open(results_file).read())
+    evaluated = run_script("eval.py", "--checkpoint", os.path.join("checkpoints", run), "--json",
+                           cwd=ROOT)
+    assert evaluated.returncode == 0, evaluated.stderr
+    numbers = json.loads(evaluated.stdout)
+    assert numbers["checkpoint"] == logged["checkpoint"]
+    for key, value in logged.items():
+        if key.startswith(("validation_", "test_")):
+            assert numbers[key] == pytest.approx(value, abs=1e-4), key
