@@ -14,6 +14,8 @@ setup(
         "tensorflow>=2.13,<3",  # used through tensorflow.compat.v1 (graph mode)
         "tensorboard>=2.13",
         "numpy>=1.23",
+        "matplotlib>=3.5",  # learning curves and evaluation reports (scripts/plot.py, --report)
+        "Pillow>=9",  # reading image files to classify (scripts/predict.py)
     ],
     extras_require={"test": ["pytest>=7"]},
 )

@@ -10,6 +10,7 @@ from lstm_mnist.config import Config, load_config
 from lstm_mnist.data import Split, load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.model import Model
+from lstm_mnist.report import split_probabilities, write_report
 from lstm_mnist.sequences import batches, draw_crops
 
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep, so it can take bigger batches
@@ -100,8 +101,11 @@ def restore(session: tf.Session, prefix: str, variables) -> None:
 
 
 def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
-                        crop_seed: Optional[int] = None) -> Dict[str, object]:
+                        crop_seed: Optional[int] = None,
+                        report_dir: Optional[str] = None) -> Dict[str, object]:
     """Rebuilds the model from a checkpoint's config and measures it on validation and test.
+
+    With `report_dir`, also writes `report.write_report` of the full test images into it.
 
     Returns:
       `{"checkpoint": prefix, "validation_loss": ..., "validation_error": ...,
@@ -119,6 +123,9 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
             for split_name in ("validation", "test"):
                 measured = measure(session, model, getattr(mnist, split_name), crop_seed)
                 results.update({f"{split_name}_{key}": value for key, value in measured.items()})
+            if report_dir is not None:
+                write_report(report_dir, mnist.test.images, mnist.test.labels,
+                             split_probabilities(session, model, mnist.test, EVAL_BATCH_SIZE))
     return results
 
 

@@ -1,6 +1,6 @@
 """Measure a trained model on the full validation and test sets.
 
-    python scripts/eval.py --checkpoint checkpoints/part1 [--json]
+    python scripts/eval.py --checkpoint checkpoints/part1 [--json] [--report DIR]
 """
 
 import json
@@ -26,8 +26,11 @@ def main(argv):
     parser.add_argument("--crop-seed", type=int,
                         help="seed of the evaluation crops (default: the one the run used)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write the test set's confusion_matrix.csv, confusion_matrix.png "
+                             "and worst_errors.png (its most confident mistakes) into DIR")
     args = parser.parse_args(argv)
-    results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed)
+    results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report)
     if args.json:
         print(json.dumps(results, sort_keys=True))
         return
@@ -38,6 +41,8 @@ def main(argv):
                 print(f"{split:10s} {what:14s} loss {results[f'{split}_loss{suffix}']:.4f}  "
                       f"error {100 * results[f'{split}_error{suffix}']:.2f}%  "
                       f"accuracy {100 * results[f'{split}_accuracy{suffix}']:.2f}%")
+    if args.report:
+        print(f"test report written to {args.report}")
 
 
 if __name__ == "__main__":
