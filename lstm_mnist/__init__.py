@@ -2,8 +2,9 @@
 
 Modules, one idea each: `config` (hyperparameters), `data` (MNIST IDX files), `sequences` (images
 to padded pixel sequences, random crops), `lstm` (the LSTM and its time loop), `model` (the
-classifier graph), `trainer` (the training loop), `evaluate` (measuring and checkpoints), `cli`
-(what the scripts share).
+classifier graph), `trainer` (the training loop), `evaluate` (measuring and checkpoints), `plots`
+(learning curves), `predict` (classifying image files), `report` (confusion matrix and worst
+errors), `cli` (what the scripts share).
 """
 
 import tensorflow.compat.v1 as tf

@@ -1,6 +1,7 @@
 """What the command-line scripts share: one-line errors and the flags that make a Config."""
 
 import argparse
+import dataclasses
 import sys
 from typing import Callable, List, Optional
 
@@ -18,13 +19,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run(main: Callable[[List[str]], Optional[int]], prog: str):
-    """Runs `main(argv)`; a UserError becomes `prog: error: <message>` and exit status 2."""
+    """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status."""
     tf.get_logger().setLevel("ERROR")  # TF1-API deprecation notices are not the user's business
     try:
         status = main(sys.argv[1:])
     except UserError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        status = 2
+        print(f"{prog}: {error.kind}: {error}", file=sys.stderr)
+        status = error.exit_status
+    except KeyboardInterrupt:  # outside the training loop, which handles it itself
+        print(f"{prog}: interrupted", file=sys.stderr)
+        status = 130
     sys.exit(status or 0)
 
 
@@ -41,62 +45,66 @@ def parse_sizes(text: str) -> tuple:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser):
-    """Adds one flag per Config field, defaulting to the Config defaults."""
+    """Adds one flag per Config field. Flags not given parse as None (see `config_changes`)."""
     d = Config()
     model = parser.add_argument_group("model")
-    model.add_argument("--layers", type=int, default=d.layers,
-                       help="number of stacked LSTM layers (default %(default)s)")
-    model.add_argument("--hidden", type=parse_sizes, default=None,
+    model.add_argument("--layers", type=int, help=f"number of stacked LSTM layers (default {d.layers})")
+    model.add_argument("--hidden", type=parse_sizes,
                        help="units per layer, comma-separated; one value is used for every layer "
                             f"(default {d.hidden[0]})")
-    model.add_argument("--bidirectional", action="store_true",
+    model.add_argument("--bidirectional", action="store_true", default=None,
                        help="give every layer a backward LSTM too")
-    model.add_argument("--head-hidden", type=int, default=d.head_hidden,
-                       help="units of the classifier's hidden ReLU layer (default %(default)s)")
-    model.add_argument("--dropout", type=float, default=d.dropout,
+    model.add_argument("--head-hidden", type=int,
+                       help=f"units of the classifier's hidden ReLU layer (default {d.head_hidden})")
+    model.add_argument("--dropout", type=float,
                        help="drop probability on non-recurrent connections: the input of every "
-                            "LSTM layer and of the classifier head (default %(default)s)")
+                            f"LSTM layer and of the classifier head (default {d.dropout})")
     data = parser.add_argument_group("data")
-    data.add_argument("--crop", action="store_true",
+    data.add_argument("--crop", action="store_true", default=None,
                       help="train on random crops, i.e. variable-length sequences (Part 2); "
                            "validation and test are then measured on full and cropped images")
-    data.add_argument("--crop-min", type=int, default=d.crop_min,
-                      help="smallest crop height and width in pixels (default %(default)s)")
-    data.add_argument("--crop-max", type=int, default=d.crop_max,
-                      help="largest crop height and width in pixels (default %(default)s)")
-    data.add_argument("--crop-seed", type=int, default=d.crop_seed,
-                      help="seed of the fixed crops for evaluation (default %(default)s)")
-    data.add_argument("--train-subset", type=int, default=d.train_subset,
+    data.add_argument("--crop-min", type=int,
+                      help=f"smallest crop height and width in pixels (default {d.crop_min})")
+    data.add_argument("--crop-max", type=int,
+                      help=f"largest crop height and width in pixels (default {d.crop_max})")
+    data.add_argument("--crop-seed", type=int,
+                      help=f"seed of the fixed crops for evaluation (default {d.crop_seed})")
+    data.add_argument("--train-subset", type=int,
                       help="train on the first N training images only, for a quick try "
                            "(default: all 55000)")
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--epochs", type=int, default=d.epochs,
-                              help="passes over the training set (default %(default)s)")
-    optimisation.add_argument("--batch-size", type=int, default=d.batch_size,
-                              help="examples per minibatch (default %(default)s)")
-    optimisation.add_argument("--lr", type=float, default=d.lr,
-                              help="Adam learning rate (peak of the schedule; default %(default)s)")
-    optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+    optimisation.add_argument("--epochs", type=int,
+                              help=f"passes over the training set (default {d.epochs})")
+    optimisation.add_argument("--batch-size", type=int,
+                              help=f"examples per minibatch (default {d.batch_size})")
+    optimisation.add_argument("--lr", type=float,
+                              help=f"Adam learning rate (peak of the schedule; default {d.lr})")
+    optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                               help="constant, or cosine decay to zero over all epochs "
-                                   "(default %(default)s)")
-    optimisation.add_argument("--clip", type=float, default=d.clip,
+                                   f"(default {d.lr_schedule})")
+    optimisation.add_argument("--clip", type=float,
                               help="clip gradients to this global norm; 0 turns clipping off "
-                                   "(default %(default)s)")
-    optimisation.add_argument("--seed", type=int, default=d.seed,
-                              help="seed for weights, shuffling, crops and dropout "
-                                   "(default %(default)s)")
+                                   f"(default {d.clip})")
+    optimisation.add_argument("--seed", type=int,
+                              help=f"seed for weights, shuffling, crops and dropout (default {d.seed})")
+
+
+def config_changes(args: argparse.Namespace) -> dict:
+    """The Config fields given on the command line, as `{field: value}`."""
+    names = [field.name for field in dataclasses.fields(Config)]
+    changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "hidden" in changes:
+        layers = changes.get("layers", Config().layers)
+        if len(changes["hidden"]) == 1:
+            changes["hidden"] = changes["hidden"] * max(layers, 1)
+        elif len(changes["hidden"]) != layers:
+            raise ConfigError(f"--hidden gives {len(changes['hidden'])} sizes for --layers "
+                              f"{layers}: give one size, or one per layer")
+    elif "layers" in changes:
+        changes["hidden"] = Config().hidden[:1] * max(changes["layers"], 1)
+    return changes
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config that the flags describe; raises ConfigError on bad values."""
-    hidden = args.hidden or Config().hidden
-    if len(hidden) == 1:
-        hidden = hidden * max(args.layers, 1)
-    elif len(hidden) != args.layers:
-        raise ConfigError(f"--hidden gives {len(hidden)} sizes for --layers {args.layers}: "
-                          "give one size, or one per layer")
-    return Config(layers=args.layers, hidden=hidden, bidirectional=args.bidirectional,
-                  head_hidden=args.head_hidden, dropout=args.dropout, crop=args.crop,
-                  crop_min=args.crop_min, crop_max=args.crop_max, crop_seed=args.crop_seed,
-                  train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size,
-                  lr=args.lr, lr_schedule=args.lr_schedule, clip=args.clip, seed=args.seed)
+    """The Config that the flags describe (defaults for the rest); raises ConfigError."""
+    return Config(**config_changes(args))

@@ -98,8 +98,9 @@ class Model:
           session: a session holding this model's variables.
           batches: `(inputs, lengths, labels)` tuples, as `sequences.batches` yields them.
           train: update the weights (with dropout on) instead of only measuring.
-          on_step: called after each training step with the global step and
-            `{"loss", "grad_norm", "learning_rate", "grad_norm/<variable>"...}`.
+          on_step: called after each training step with the global step and the step's
+            `{"loss", "accuracy", "examples", "grad_norm", "learning_rate",
+            "grad_norm/<variable>"...}`.
 
         Returns:
           The EpochResult over all examples of `batches`.
@@ -122,9 +123,11 @@ class Model:
             if train:
                 grad_norms.append(values["grad_norm"])
                 if on_step is not None:
-                    on_step(int(values.pop("global_step")),
-                            {k: float(v) for k, v in values.items() if k not in ("train_op",
-                                                                                  "num_correct")})
+                    step_values = {k: float(v) for k, v in values.items()
+                                   if k not in ("train_op", "num_correct", "global_step")}
+                    step_values.update(accuracy=values["num_correct"] / len(labels),
+                                       examples=len(labels))
+                    on_step(int(values["global_step"]), step_values)
         return EpochResult(loss=total_loss / total_examples,
                            error=1.0 - total_correct / total_examples,
                            examples=total_examples, grad_norms=np.asarray(grad_norms))

@@ -10,7 +10,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lstm_mnist import cli  # noqa: E402
-from lstm_mnist.trainer import train  # noqa: E402
+from lstm_mnist.errors import UserError  # noqa: E402
+from lstm_mnist.trainer import resume, train  # noqa: E402
 
 
 def main(argv):
@@ -28,9 +29,22 @@ def main(argv):
                                         "(default: the copy shipped with the package)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace an existing run of the same name")
+    run.add_argument("--resume", metavar="CHECKPOINT_DIR",
+                     help="continue the run in this checkpoint folder (checkpoints/<run>) from its "
+                          "latest checkpoint, with its saved config; logs go on in --logdir/<run>")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar, only one line per epoch (also when not on a terminal)")
     args = parser.parse_args(argv)
+    progress = sys.stdout.isatty() and not args.quiet
+    if args.resume:
+        if args.run_name or args.overwrite:
+            raise UserError("--resume continues an existing run: drop --run-name and --overwrite")
+        resume(args.resume, logdir=args.logdir, data_dir=args.data_dir,
+               changes=cli.config_changes(args), progress=progress)
+        return
     train(cli.config_from_args(args), run_name=args.run_name, logdir=args.logdir,
-          checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir, overwrite=args.overwrite)
+          checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir, overwrite=args.overwrite,
+          progress=progress)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def test_training_run_writes_logs_summaries_and_checkpoints(tmp_path):
     assert set(saved["data_sha256"]) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
     assert (checkpoints / "config.json").read_text() == (logs / "config.json").read_text()
-    assert tf.train.latest_checkpoint(str(checkpoints / "latest")).endswith("model-2")
+    # Latest checkpoints are numbered by global step: 2 epochs of 256 examples in batches of 64.
+    assert tf.train.latest_checkpoint(str(checkpoints / "latest")).endswith("model-8")
     best = tf.train.latest_checkpoint(str(checkpoints / "best"))
     assert best == results["checkpoint"]
     best_epoch = int(best.rsplit("-", 1)[1])
