@@ -16,6 +16,7 @@ setup(
         "numpy>=1.23",
         "matplotlib>=3.5",  # learning curves and evaluation reports (scripts/plot.py, --report)
         "Pillow>=9",  # reading image files to classify (scripts/predict.py)
+        "tqdm>=4.60",  # progress bars during training
     ],
     extras_require={"test": ["pytest>=7"]},
 )

@@ -79,17 +79,24 @@ class RunDirs:
         for folder in (self.logs, self.checkpoints):
             if overwrite and os.path.isdir(folder):
                 shutil.rmtree(folder)
-            os.makedirs(folder)
+            try:
+                os.makedirs(folder)
+            except OSError as error:
+                raise UserError(f"{folder}: cannot create folder ({error.strerror})") from None
 
 
 def _check_writable(folder: str):
-    """Raises UserError unless `folder` exists (or can be made) and files can be created in it."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{folder}: cannot create folder ({error.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{folder}: folder is not writable")
+    """Raises UserError unless `folder` is, or could be created as, a writable folder.
+
+    Creates nothing, so that a run refused for one folder leaves no trace in the other.
+    """
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{folder}: cannot create folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot create folder ({existing} is not writable)")
 
 
 def default_run_name() -> str:
@@ -281,9 +288,11 @@ class _Run:
 
         def on_step(step, values):
             if not math.isfinite(values["loss"]):
+                latest = tf.train.latest_checkpoint(os.path.join(self.dirs.checkpoints, LATEST))
                 raise TrainingDiverged(
                     f"loss became {values['loss']} at step {step} (epoch {epoch}); stopped. "
-                    f"The latest checkpoint in {self.dirs.checkpoints} is the last good one")
+                    + (f"The last good checkpoint stays the latest: {latest}" if latest else
+                       "No checkpoint had been saved yet"))
             _write_scalars(writer, step, {"step/" + k: v for k, v in values.items()
                                           if k != "examples"})
             running["steps"] += 1

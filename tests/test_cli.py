@@ -31,10 +31,17 @@ def _is_tensorflow_noise(line):
     (["--layers", "2", "--hidden", "64,32,16"], "--hidden gives 3 sizes for --layers 2"),
     (["--hidden", "0"], "expected comma-separated positive integers"),
     (["--hidden", "abc"], "expected comma-separated positive integers"),
+    (["--hidden=-8"], "expected comma-separated positive integers"),
+    (["--layers", "2", "--hidden", "64,0"], "expected comma-separated positive integers"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1"),
     (["--lr", "-1"], "learning rate must be > 0"),
     (["--dropout", "1"], "dropout is a drop probability in [0, 1)"),
+    (["--dropout", "-0.1"], "dropout is a drop probability in [0, 1)"),
     (["--crop-min", "20", "--crop-max", "30"], "crop bounds must satisfy"),
+    (["--crop-min", "0"], "crop bounds must satisfy"),
+    (["--crop-min", "27", "--crop-max", "25"], "crop bounds must satisfy"),
+    (["--epochs", "x"], "argument --epochs: invalid int value"),
+    (["--resume", "nowhere"], "nowhere/config.json: cannot read config"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, args, fragment):
     result = run_script("train.py", *args, "--logdir", str(tmp_path / "logs"), cwd=tmp_path)
@@ -80,6 +87,16 @@ def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
     again = run_script("train.py", "--epochs", "1", "--run-name", "tiny", *common)
     _assert_one_line_error(again, "already exists")
     assert json.loads((logs / "results.json").read_text()) == logged
+
+
+@pytest.mark.parametrize("flag", ["--logdir", "--checkpoint-dir"])
+def test_train_rejects_an_unwritable_folder(tmp_path, flag):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_script("train.py", "--epochs", "1", flag, str(blocker / "runs"), cwd=tmp_path)
+    _assert_one_line_error(result, "cannot create folder")
+    assert blocker.read_text() == "not a folder"
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("make,fragment", [
