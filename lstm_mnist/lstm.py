@@ -146,11 +146,6 @@ def run_chains(chains: Sequence[Tuple[tf.Tensor, Sequence[LSTMWeights]]], dropou
     of the same step (after dropout, a non-recurrent connection). Independent chains, such as the two
     directions of a bidirectional layer, share the loop so their steps run side by side.
 
-    Weight gradients are not accumulated step by step inside the backward loop: the loop reads the
-    weights through `tf.stop_gradient`, and `_attach_weight_gradients` computes each weight's
-    gradient after the loop as ONE matmul over all steps (`[time*batch, in]^T @ [time*batch, 4h]`),
-    as fused LSTM kernels do. The backward loop then only carries the gradient along h and c.
-
     Args:
       chains: `(projected_inputs [time, batch, 4*hidden_0], [weights_0, weights_1, ...])` per chain;
         all chains have the same time and batch size.
@@ -163,77 +158,33 @@ def run_chains(chains: Sequence[Tuple[tf.Tensor, Sequence[LSTMWeights]]], dropou
     """
     time_steps = tf.shape(chains[0][0])[0]
     batch = tf.shape(chains[0][0])[1]
-    recorded = {}  # filled with the loop's step sequences once the loop exists; read by gradients
-    # Every LSTM gets a sequence of gate inputs: the projection for the first of a chain, the bias
-    # for the others (their input projection can only happen inside the loop).
-    gate_inputs = []
-    for c, (projected, layers) in enumerate(chains):
-        for k, weights in enumerate(layers):
-            sequence = projected if k == 0 else tf.zeros([time_steps, batch, 1]) + weights.b
-            gate_inputs.append(_attach_weight_gradients(sequence, weights, k > 0, recorded, (c, k)))
-    gate_arrays = [tf.TensorArray(tf.float32, size=time_steps).unstack(g) for g in gate_inputs]
-    constants = [LSTMWeights(*(tf.stop_gradient(v) for v in w)) for _, layers in chains
-                 for w in layers]
-    sizes = [w.hidden_size for _, layers in chains for w in layers]
-    first_of_chain = [k == 0 for _, layers in chains for k in range(len(layers))]
-    initial_states = [LSTMState(tf.zeros([batch, n]), tf.zeros([batch, n])) for n in sizes]
-    # Per LSTM, its h at every step; per LSTM above the first of its chain, also its input (the h
-    # below after dropout). The weight gradients need both.
-    new_array = lambda: tf.TensorArray(tf.float32, size=time_steps)
-    initial_outputs = [new_array() for _ in sizes]
-    initial_inputs = [new_array() for first in first_of_chain if not first]
+    input_arrays = [tf.TensorArray(tf.float32, size=time_steps).unstack(projected)
+                    for projected, _ in chains]
+    output_arrays = [tf.TensorArray(tf.float32, size=time_steps) for _ in chains]
+    initial_states = [tuple(LSTMState(tf.zeros([batch, w.hidden_size]), tf.zeros([batch, w.hidden_size]))
+                            for w in layers)
+                      for _, layers in chains]
 
-    def body(step, states, outputs, inputs):
-        new_states, new_outputs, new_inputs = [], [], []
-        for index, (weights, gates_ta, state) in enumerate(zip(constants, gate_arrays, states)):
-            gate_input = gates_ta.read(step)
-            if not first_of_chain[index]:
-                layer_input = dropout(new_states[-1].h, dropout_rate)
-                gate_input += tf.matmul(layer_input, weights.w_x)
-                new_inputs.append(inputs[len(new_inputs)].write(step, layer_input))
-            new_states.append(lstm_step(weights, gate_input, state))
-            new_outputs.append(outputs[index].write(step, new_states[-1].h))
-        return step + 1, new_states, new_outputs, new_inputs
+    def body(step, states, outputs):
+        new_states, new_outputs = [], []
+        for (_, layers), inputs_ta, chain_states, outputs_ta in zip(chains, input_arrays, states,
+                                                                    outputs):
+            projected = inputs_ta.read(step)
+            chain_new = []
+            for index, (weights, state) in enumerate(zip(layers, chain_states)):
+                if index > 0:
+                    below = dropout(chain_new[-1].h, dropout_rate)
+                    projected = tf.matmul(below, weights.w_x) + weights.b
+                chain_new.append(lstm_step(weights, projected, state))
+            new_states.append(tuple(chain_new))
+            new_outputs.append(outputs_ta.write(step, chain_new[-1].h))
+        return step + 1, new_states, new_outputs
 
-    _, final_states, outputs, inputs = tf.while_loop(
-        lambda step, *_: step < time_steps, body,
-        (0, initial_states, initial_outputs, initial_inputs),
+    _, final_states, outputs = tf.while_loop(
+        lambda step, *_: step < time_steps, body, (0, initial_states, output_arrays),
         parallel_iterations=parallel_iterations)
-
-    results, index, inputs = [], 0, iter(inputs)
-    for c, (_, layers) in enumerate(chains):
-        for k in range(len(layers)):
-            sequence = outputs[index + k].stack()
-            # h_{t-1} for every step t: what w_h multiplied.
-            previous = tf.concat([tf.zeros_like(sequence[:1]), sequence[:-1]], axis=0)
-            recorded[c, k] = [previous] + ([] if k == 0 else [next(inputs).stack()])
-        results.append((sequence, tuple(LSTMState(*s)
-                                        for s in final_states[index:index + len(layers)])))
-        index += len(layers)
-    return results
-
-
-def _attach_weight_gradients(gate_inputs: tf.Tensor, weights: LSTMWeights, input_inside_loop: bool,
-                             recorded: dict, key) -> tf.Tensor:
-    """Identity on `gate_inputs [time, batch, 4h]` whose gradient also feeds the LSTM's weights.
-
-    The gradient of the loss w.r.t. a step's gate inputs is the gradient w.r.t. its gates, so
-    `d w_h = sum_t h_{t-1}^T d gates_t` (and likewise `w_x` with the step inputs, when the input
-    projection happens inside the loop) is one matmul over all steps. `recorded[key]` holds the
-    step sequences `[h_{t-1}, (inputs)]` by the time gradients are built.
-    """
-    variables = [weights.w_h] + ([weights.w_x] if input_inside_loop else [])
-
-    @tf.custom_gradient
-    def identity(sequence, *unused_weights):
-        def gradient(d_sequence):
-            flat_d = tf.reshape(d_sequence, [-1, int(d_sequence.shape[-1])])
-            return [d_sequence] + [
-                tf.matmul(tf.reshape(inputs, [-1, int(inputs.shape[-1])]), flat_d, transpose_a=True)
-                for inputs in recorded[key]]
-        return tf.identity(sequence), gradient
-
-    return identity(gate_inputs, *variables)
+    return [(outputs_ta.stack(), tuple(LSTMState(*s) for s in states))
+            for outputs_ta, states in zip(outputs, final_states)]
 
 
 class LSTMStack:
