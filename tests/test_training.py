@@ -129,3 +129,15 @@ def test_evaluation_is_deterministic_with_dropout_configured(mnist):
     np.testing.assert_array_equal(first, second)
     assert np.abs(dropped - first).max() > 1e-3
     assert measured[0] == measured[1]
+
+
+def test_progress_bar_goes_to_the_terminal_not_into_the_log(tmp_path, capsys):
+    from lstm_mnist.trainer import train
+    train(tiny_config(epochs=2), run_name="bar", logdir=str(tmp_path / "logs"),
+          checkpoint_dir=str(tmp_path / "checkpoints"), progress=True)
+    captured = capsys.readouterr()
+    assert "ex/s" in captured.err and "epoch 2/2" in captured.err  # the bar, on stderr
+    assert "epoch 2/2" in captured.out  # the epoch lines, on stdout above the bar
+    log = (tmp_path / "logs" / "bar" / "train.log").read_text()
+    assert "\r" not in log and "ex/s" not in log
+    assert all(line[:4].isdigit() for line in log.splitlines())
