@@ -38,12 +38,13 @@ from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import BEST, CONFIG_FILE, LATEST, measure, session_config
-from lstm_mnist.model import Model
+from lstm_mnist.model import EpochResult, Model
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.utils import write_atomic
 
 METRICS_FILE = "metrics.csv"
 RESULTS_FILE = "results.json"
+PROGRESS_FILE = "epoch_progress.json"  # beside a mid-epoch latest checkpoint
 PROGRESS_EVERY = 20  # steps between progress-bar refreshes
 
 
@@ -284,7 +285,12 @@ class _Run:
         bar = tqdm(total=len(split), initial=min(skip * config.batch_size, len(split)), unit="ex",
                    desc=f"epoch {epoch}/{config.epochs}", leave=False, dynamic_ncols=True,
                    disable=not self.progress)
-        running = {"loss": 0.0, "accuracy": 0.0, "steps": 0}
+        # Sums over the epoch's steps so far; an interrupted epoch's sums are saved beside its
+        # checkpoint, so the resumed epoch reports over all its batches, not only the last ones.
+        progress_path = os.path.join(self.dirs.checkpoints, LATEST, PROGRESS_FILE)
+        resumed_at = (epoch - 1) * self.steps_per_epoch + skip
+        totals = _read_progress(progress_path, resumed_at) if skip else None
+        totals = totals or {"loss": 0.0, "correct": 0.0, "examples": 0, "grad_norms": []}
 
         def on_step(step, values):
             if not math.isfinite(values["loss"]):
@@ -295,23 +301,28 @@ class _Run:
                        "No checkpoint had been saved yet"))
             _write_scalars(writer, step, {"step/" + k: v for k, v in values.items()
                                           if k != "examples"})
-            running["steps"] += 1
-            for key in ("loss", "accuracy"):
-                running[key] += values[key]
+            totals["loss"] += values["loss"] * values["examples"]
+            totals["correct"] += values["accuracy"] * values["examples"]
+            totals["examples"] += values["examples"]
+            totals["grad_norms"].append(values["grad_norm"])
             bar.update(values["examples"])
-            if running["steps"] % PROGRESS_EVERY == 0:
-                bar.set_postfix(loss=f"{running['loss'] / running['steps']:.4f}",
-                                accuracy=f"{running['accuracy'] / running['steps']:.4f}",
+            if len(totals["grad_norms"]) % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{totals['loss'] / totals['examples']:.4f}",
+                                accuracy=f"{totals['correct'] / totals['examples']:.4f}",
                                 refresh=False)
             # The last step of an epoch goes on to validation and the epoch's checkpoint.
             if self.stop_signal is not None and step % self.steps_per_epoch != 0:
                 self._save_latest(session, step)
+                write_atomic(progress_path, json.dumps(dict(totals, step=step)))
                 raise self._interrupted(step, epoch)
 
         try:
-            return self.model.run(session, epoch_batches, train=True, on_step=on_step)
+            self.model.run(session, epoch_batches, train=True, on_step=on_step)
         finally:
             bar.close()
+        return EpochResult(loss=totals["loss"] / totals["examples"],
+                           error=1.0 - totals["correct"] / totals["examples"],
+                           examples=totals["examples"], grad_norms=np.asarray(totals["grad_norms"]))
 
     def _save_latest(self, session, step: int):
         self.latest_saver.save(session, os.path.join(self.dirs.checkpoints, LATEST, "model"),
@@ -364,6 +375,16 @@ def _write_scalars(writer: tf.summary.FileWriter, step: int, values: Dict[str, f
     summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
                                 for tag, value in values.items()])
     writer.add_summary(summary, step)
+
+
+def _read_progress(path: str, step: int) -> Optional[dict]:
+    """The saved sums of an interrupted epoch, if they belong to the checkpoint at `step`."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            totals = json.load(stream)
+    except (OSError, ValueError):
+        return None
+    return totals if totals.pop("step", None) == step else None
 
 
 def _read_metrics(path: str) -> List[Dict[str, str]]:
