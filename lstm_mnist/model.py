@@ -11,6 +11,7 @@ import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import PIXELS_PER_STEP, Config
 from lstm_mnist.lstm import LSTMStack, dropout
+from lstm_mnist.sequences import to_sequences
 
 NUM_CLASSES = 10
 
@@ -89,6 +90,19 @@ class Model:
         optimizer = tf.train.AdamOptimizer(self.learning_rate)
         self.train_op = optimizer.apply_gradients(zip(gradients, self.model_variables),
                                                   global_step=self.global_step)
+
+    def predict(self, session: tf.Session, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of full images, with dropout off.
+
+        Args:
+          session: a session holding this model's variables.
+          images: float32 `[examples, 28, 28]`.
+
+        Returns:
+          float32 `[examples, 10]`, each row summing to 1.
+        """
+        inputs, lengths = to_sequences(images)
+        return session.run(self.probabilities, {self.inputs: inputs, self.lengths: lengths})
 
     def run(self, session: tf.Session, batches: Iterable, train: bool = False,
             on_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> EpochResult:

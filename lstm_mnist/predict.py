@@ -15,7 +15,6 @@ from lstm_mnist.config import IMAGE_SIZE, load_config
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import resolve_checkpoint, restore, session_config
 from lstm_mnist.model import Model
-from lstm_mnist.sequences import to_sequences
 
 DIGIT_SIZE = 20  # MNIST scaled every digit's bounding box to fit 20x20 pixels
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much (of full scale)
@@ -128,9 +127,7 @@ class Classifier:
         Returns:
           float32 `[N, 10]`, each row summing to 1.
         """
-        inputs, lengths = to_sequences(images)
-        return self._session.run(self._model.probabilities,
-                                 {self._model.inputs: inputs, self._model.lengths: lengths})
+        return self._model.predict(self._session, images)
 
     def close(self):
         self._session.close()

@@ -19,7 +19,6 @@ import tensorflow.compat.v1 as tf
 from lstm_mnist.data import Split
 from lstm_mnist.errors import UserError
 from lstm_mnist.model import NUM_CLASSES, Model
-from lstm_mnist.sequences import batches
 from lstm_mnist.utils import new_figure, save_figure, write_atomic
 
 CONFUSION_CSV = "confusion_matrix.csv"
@@ -36,9 +35,8 @@ def split_probabilities(session: tf.Session, model: Model, split: Split,
     Returns:
       float32 `[examples, 10]`, the class probabilities.
     """
-    return np.concatenate([
-        session.run(model.probabilities, {model.inputs: inputs, model.lengths: lengths})
-        for inputs, lengths, _ in batches(split.images, split.labels, batch_size)])
+    return np.concatenate([model.predict(session, split.images[start:start + batch_size])
+                           for start in range(0, len(split), batch_size)])
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
