@@ -18,6 +18,7 @@ or SIGTERM finishes the current step, saves the latest checkpoint and stops.
 """
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -38,7 +39,7 @@ from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import BEST, CONFIG_FILE, LATEST, measure, session_config
-from lstm_mnist.model import EpochResult, Model
+from lstm_mnist.model import Model, PassSums
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.utils import write_atomic
 
@@ -285,12 +286,11 @@ class _Run:
         bar = tqdm(total=len(split), initial=min(skip * config.batch_size, len(split)), unit="ex",
                    desc=f"epoch {epoch}/{config.epochs}", leave=False, dynamic_ncols=True,
                    disable=not self.progress)
-        # Sums over the epoch's steps so far; an interrupted epoch's sums are saved beside its
-        # checkpoint, so the resumed epoch reports over all its batches, not only the last ones.
+        # An interrupted epoch's sums are saved beside its checkpoint, so the resumed epoch reports
+        # over all its batches, not only the last ones.
         progress_path = os.path.join(self.dirs.checkpoints, LATEST, PROGRESS_FILE)
         resumed_at = (epoch - 1) * self.steps_per_epoch + skip
-        totals = _read_progress(progress_path, resumed_at) if skip else None
-        totals = totals or {"loss": 0.0, "correct": 0.0, "examples": 0, "grad_norms": []}
+        sums = (_read_progress(progress_path, resumed_at) if skip else None) or PassSums()
 
         def on_step(step, values):
             if not math.isfinite(values["loss"]):
@@ -301,28 +301,20 @@ class _Run:
                        "No checkpoint had been saved yet"))
             _write_scalars(writer, step, {"step/" + k: v for k, v in values.items()
                                           if k != "examples"})
-            totals["loss"] += values["loss"] * values["examples"]
-            totals["correct"] += values["accuracy"] * values["examples"]
-            totals["examples"] += values["examples"]
-            totals["grad_norms"].append(values["grad_norm"])
             bar.update(values["examples"])
-            if len(totals["grad_norms"]) % PROGRESS_EVERY == 0:
-                bar.set_postfix(loss=f"{totals['loss'] / totals['examples']:.4f}",
-                                accuracy=f"{totals['correct'] / totals['examples']:.4f}",
-                                refresh=False)
+            if len(sums.grad_norms) % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{sums.loss / sums.examples:.4f}",
+                                accuracy=f"{sums.correct / sums.examples:.4f}", refresh=False)
             # The last step of an epoch goes on to validation and the epoch's checkpoint.
             if self.stop_signal is not None and step % self.steps_per_epoch != 0:
                 self._save_latest(session, step)
-                write_atomic(progress_path, json.dumps(dict(totals, step=step)))
+                write_atomic(progress_path, json.dumps(dict(dataclasses.asdict(sums), step=step)))
                 raise self._interrupted(step, epoch)
 
         try:
-            self.model.run(session, epoch_batches, train=True, on_step=on_step)
+            return self.model.run(session, epoch_batches, train=True, on_step=on_step, sums=sums)
         finally:
             bar.close()
-        return EpochResult(loss=totals["loss"] / totals["examples"],
-                           error=1.0 - totals["correct"] / totals["examples"],
-                           examples=totals["examples"], grad_norms=np.asarray(totals["grad_norms"]))
 
     def _save_latest(self, session, step: int):
         self.latest_saver.save(session, os.path.join(self.dirs.checkpoints, LATEST, "model"),
@@ -377,14 +369,14 @@ def _write_scalars(writer: tf.summary.FileWriter, step: int, values: Dict[str, f
     writer.add_summary(summary, step)
 
 
-def _read_progress(path: str, step: int) -> Optional[dict]:
+def _read_progress(path: str, step: int) -> Optional[PassSums]:
     """The saved sums of an interrupted epoch, if they belong to the checkpoint at `step`."""
     try:
         with open(path, encoding="utf-8") as stream:
-            totals = json.load(stream)
-    except (OSError, ValueError):
+            saved = json.load(stream)
+        return PassSums(**saved) if saved.pop("step", None) == step else None
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return totals if totals.pop("step", None) == step else None
 
 
 def _read_metrics(path: str) -> List[Dict[str, str]]:

@@ -37,8 +37,8 @@ def main(argv):
     if args.json:
         print(json.dumps(results, sort_keys=True))
         return
-    print(f"| config | ours ex/s | BlockLSTM ex/s | naive ex/s | ours/BlockLSTM | ours/naive "
-          f"| inference ours/BlockLSTM | input share | peak RSS MB |")
+    print("| config | ours ex/s | BlockLSTM ex/s | naive ex/s | ours/BlockLSTM | ours/naive "
+          "| inference ours/BlockLSTM | input share | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         print(f"| {r['name']} | {r['ours_examples_per_s']:.0f} | {r['blocklstm_examples_per_s']:.0f}"
