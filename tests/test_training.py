@@ -1,6 +1,7 @@
 """Short real trainings: the model learns, and the run writes everything it promises."""
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -9,7 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import Config, tiny_config
-from lstm_mnist.model import Model
+from lstm_mnist.model import Model, PassSums
 from lstm_mnist.sequences import batches
 
 
@@ -71,6 +72,18 @@ def test_training_run_writes_logs_summaries_and_checkpoints(tmp_path):
     assert {"loss", "accuracy"} <= tags["train"] & tags["validation"]
     assert {"step/loss", "step/grad_norm"} <= tags["train"]
     assert any(tag.startswith("step/grad_norm/lstm/layer_0/fw/w_h") for tag in tags["train"])
+
+
+def test_pass_sums_weight_each_batch_by_its_size_and_survive_json():
+    sums = PassSums()
+    sums.add(mean_loss=1.0, correct=3, examples=4, grad_norm=0.5)
+    saved = json.loads(json.dumps(dataclasses.asdict(sums)))  # what an interrupted epoch keeps
+    resumed = PassSums(**saved)
+    resumed.add(mean_loss=0.25, correct=0, examples=1, grad_norm=2.0)
+    result = resumed.result()
+    assert result.loss == pytest.approx((4 * 1.0 + 0.25) / 5)
+    assert result.error == pytest.approx(1 - 3 / 5)
+    assert result.examples == 5 and list(result.grad_norms) == [0.5, 2.0]
 
 
 @pytest.mark.parametrize("changes", [{"layers": 0}, {"hidden": (8, 8)}, {"dropout": 1.0},
