@@ -18,13 +18,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def print_error(prog: str, error: UserError):
+    """Prints `error` as the scripts' one line on stderr: `<prog>: <kind>: <message>`."""
+    print(f"{prog}: {error.kind}: {error}", file=sys.stderr)
+
+
 def run(main: Callable[[List[str]], Optional[int]], prog: str):
     """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status."""
     tf.get_logger().setLevel("ERROR")  # TF1-API deprecation notices are not the user's business
     try:
         status = main(sys.argv[1:])
     except UserError as error:
-        print(f"{prog}: {error.kind}: {error}", file=sys.stderr)
+        print_error(prog, error)
         status = error.exit_status
     except KeyboardInterrupt:  # outside the training loop, which handles it itself
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -361,8 +361,6 @@ class _StopOnSignals:
             signal.signal(number, handler)
 
 
-
-
 def _write_scalars(writer: tf.summary.FileWriter, step: int, values: Dict[str, float]):
     summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
                                 for tag, value in values.items()])

@@ -31,7 +31,7 @@ def main(argv):
     with Classifier(args.checkpoint) as classifier:
         predictions, errors = predict_files(classifier, args.images)
     for error in errors:
-        print(f"predict.py: error: {error}", file=sys.stderr)
+        cli.print_error("predict.py", error)
     for prediction in predictions:
         print(json.dumps(prediction.to_dict()) if args.json else prediction.describe())
     return 1 if errors else 0
