@@ -26,7 +26,7 @@ def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes
         ours_out = ours(inputs, tf.constant(lengths))
         theirs_out = theirs(inputs, tf.constant(lengths))
         # Gradients of a loss on the last valid outputs, w.r.t. the inputs and every weight:
-        # ours are partly hand-assembled after the loop (lstm.run_chains), theirs are autodiff's.
+        # ours come from the hand-written backward loop (lstm.run_chains), theirs from autodiff.
         mix = tf.constant(np.random.default_rng(1).normal(size=(5, ours.output_size)), tf.float32)
         wrt = [inputs] + tf.global_variables()
         ours_grads = tf.gradients(tf.reduce_sum(ours_out.last_output * mix), wrt)
