@@ -476,21 +476,18 @@ class LSTMStack:
 
         # A backward layer needs the whole output sequence of the layer below, so layers run one
         # after the other, each advancing its two directions in one loop. The backward LSTM's
-        # outputs stay in its reading order (`backward[t]` has read steps len-1 .. len-1-t): the
-        # layer above reads them reversed, and its own backward LSTM reads the forward outputs
-        # reversed, so each 128-wide half is reversed once instead of the 256-wide concatenation.
+        # outputs stay in its reading order (`backward[t]` has read steps len-1 .. len-1-t) until
+        # the layer above needs them in time order.
         final_states = []
-        forward_inputs, backward_inputs = inputs, reverse_valid(inputs, lengths)
         for index, (forward, backward) in enumerate(self.layers):
             if index > 0:
                 forward_mask, backward_mask = masks[index - 1]
                 if forward_mask is not None:
                     forward_outputs = forward_outputs * forward_mask
                     backward_outputs = backward_outputs * backward_mask
-                forward_inputs = tf.concat(
-                    [forward_outputs, reverse_valid(backward_outputs, lengths)], axis=2)
-                backward_inputs = tf.concat(
-                    [reverse_valid(forward_outputs, lengths), backward_outputs], axis=2)
+                inputs = tf.concat([forward_outputs, reverse_valid(backward_outputs, lengths)],
+                                   axis=2)
+            forward_inputs, backward_inputs = inputs, reverse_valid(inputs, lengths)
             (forward_outputs, forward_state), (backward_outputs, backward_state) = run_chains(
                 [Chain(project_inputs(forward, forward_inputs), [forward]),
                  Chain(project_inputs(backward, backward_inputs), [backward])])
