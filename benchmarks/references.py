@@ -9,7 +9,7 @@ with `tf.reverse_sequence`, as TensorFlow's own `bidirectional_dynamic_rnn` does
 
 import tensorflow.compat.v1 as tf
 
-from lstm_mnist.lstm import LSTMStack, StackOutput, dropout, last_valid
+from lstm_mnist.lstm import LSTMStack, StackOutput, dropout
 
 
 class _LayerByLayerStack(LSTMStack):
@@ -29,6 +29,12 @@ class _LayerByLayerStack(LSTMStack):
                 outputs = tf.concat([forward, _reverse_valid(backward, lengths)], axis=2)
                 last = tf.concat([last, last_valid(backward, lengths)], axis=1)
         return StackOutput(outputs, last, final_states=())
+
+
+def last_valid(outputs, lengths):
+    """`[batch, size]`: `outputs[lengths[b] - 1, b]` of time-major `outputs [time, batch, size]`."""
+    batch_index = tf.range(tf.shape(lengths)[0], dtype=lengths.dtype)
+    return tf.gather_nd(outputs, tf.stack([lengths - 1, batch_index], axis=1))
 
 
 def _reverse_valid(sequences, lengths):

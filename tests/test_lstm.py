@@ -5,7 +5,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
-from lstm_mnist.lstm import FORGET_BIAS, LSTMStack, last_valid
+from benchmarks.references import last_valid
+from lstm_mnist.lstm import (FORGET_BIAS, Chain, LSTMStack, LSTMState, create_lstm_weights,
+                             lstm_step, lstm_step_backward, run_chains)
+from lstm_mnist.packing import PackedLayout
 
 INPUT_SIZE = 28
 
@@ -128,6 +131,11 @@ def test_last_valid_state_equals_running_each_example_alone(hidden_sizes, bidire
         # Every valid step's output, not only the last, is independent of the padding.
         np.testing.assert_allclose(zero_padded.outputs[:lengths[b], b], single.outputs[:, 0],
                                    atol=1e-5)
+        # Final states are each example's own, after its last valid step.
+        for layer, single_layer in zip(zero_padded.final_states, single.final_states):
+            for state, single_state in zip(layer, single_layer):
+                np.testing.assert_allclose(state.c[b], single_state.c[0], atol=1e-5)
+                np.testing.assert_allclose(state.h[b], single_state.h[0], atol=1e-5)
     np.testing.assert_allclose(garbage_padded.last_output, zero_padded.last_output, atol=1e-5)
 
 
@@ -215,3 +223,62 @@ def test_dropout_is_on_between_layers_when_fed_and_off_by_default():
     default, again, dropped = _outputs_with_dropout([16, 16], x, [None, None, 0.5])
     np.testing.assert_array_equal(default, again)  # evaluation is deterministic
     assert np.abs(dropped - default).max() > 1e-3
+
+
+def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell():
+    # A two-LSTM chain with dropout masks between them, and a loss on every output and on the
+    # bottom LSTM's cells: run_chains' backward loop against tf.gradients through a Python unroll.
+    time, batch, sizes = 5, 3, (6, 4)
+    rng = np.random.default_rng(4)
+    projected = rng.normal(size=(time * batch, 4 * sizes[0])).astype(np.float32)
+    mask = (rng.random((time * batch, sizes[0])) > 0.3).astype(np.float32) / 0.7
+    mix = rng.normal(size=(time * batch, sizes[1])).astype(np.float32)
+    cell_mix = rng.normal(size=(time * batch, sizes[0])).astype(np.float32)
+    with tf.Graph().as_default():
+        bottom = create_lstm_weights(28, sizes[0], "bottom")
+        top = create_lstm_weights(sizes[0], sizes[1], "top")
+        layout = PackedLayout.from_lengths(tf.fill([batch], time))  # packed rows = step-major
+        inputs = tf.constant(projected)
+        [[bottom_state, top_state]] = run_chains(
+            [Chain(inputs, [bottom, top], [tf.constant(mask)])], layout)
+        ours = tf.reduce_sum(top_state.h * mix) + tf.reduce_sum(bottom_state.c * cell_mix)
+
+        states = [LSTMState(tf.zeros([batch, n]), tf.zeros([batch, n])) for n in sizes]
+        loss = 0.0
+        for t in range(time):
+            rows = slice(t * batch, (t + 1) * batch)
+            states[0], _ = lstm_step(bottom, inputs[rows], states[0])
+            above = tf.matmul(states[0].h * mask[rows], top.w_x) + top.b
+            states[1], _ = lstm_step(top, above, states[1])
+            loss += (tf.reduce_sum(states[1].h * mix[rows])
+                     + tf.reduce_sum(states[0].c * cell_mix[rows]))
+        wrt = [inputs, bottom.w_h, top.w_x, top.w_h, top.b]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            got, want = session.run([[ours] + tf.gradients(ours, wrt),
+                                     [loss] + tf.gradients(loss, wrt)])
+    for name, a, b in zip(["loss", "inputs", "bottom w_h", "top w_x", "top w_h", "top b"], got,
+                          want):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4, err_msg=name)
+        assert np.abs(a).max() > 1e-3, name
+
+
+def test_lstm_step_backward_equals_autodiff_of_lstm_step():
+    rng = np.random.default_rng(6)
+    batch, hidden = 4, 5
+    with tf.Graph().as_default():
+        weights = create_lstm_weights(3, hidden, "cell")
+        projected = tf.constant(rng.normal(size=(batch, 4 * hidden)), tf.float32)
+        previous = LSTMState(*(tf.constant(rng.normal(size=(batch, hidden)), tf.float32)
+                               for _ in range(2)))
+        d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
+        state, activations = lstm_step(weights, projected, previous)
+        d_gates, d_previous = lstm_step_backward(tf.transpose(weights.w_h), activations,
+                                                 previous.c, d_h, d_c)
+        loss = tf.reduce_sum(state.h * d_h) + tf.reduce_sum(state.c * d_c)
+        want = tf.gradients(loss, [projected, previous.h, previous.c])
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            got, want = session.run([[d_gates, d_previous.h, d_previous.c], want])
+    for name, a, b in zip(["d_gates", "d_h_previous", "d_c_previous"], got, want):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)

@@ -1,0 +1,66 @@
+"""Packed sequences against a numpy reading of the padded batch."""
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
+from lstm_mnist.packing import PackedLayout
+
+# Ties (3, 3), a length-1 example, and padding beyond the longest length (time 7 > 6).
+LENGTHS = np.array([3, 6, 1, 3, 5], np.int32)
+TIME = 7
+
+
+def _padded(seed=0):
+    return np.random.default_rng(seed).normal(size=(TIME, len(LENGTHS), 2)).astype(np.float32)
+
+
+def _numpy_packed(padded):
+    """Valid rows step by step, examples longest first (stable on ties)."""
+    order = np.argsort(-LENGTHS, kind="stable")
+    return np.concatenate([padded[t, order[LENGTHS[order] > t]] for t in range(LENGTHS.max())])
+
+
+def _run(build):
+    with tf.Graph().as_default(), tf.Session() as session:
+        return session.run(build(PackedLayout.from_lengths(tf.constant(LENGTHS))))
+
+
+def test_pack_keeps_valid_rows_step_by_step_longest_first():
+    padded = _padded()
+    packed, counts, offsets = _run(lambda layout: (layout.pack(tf.constant(padded)),
+                                                   layout.counts, layout.offsets))
+    np.testing.assert_array_equal(packed, _numpy_packed(padded))
+    np.testing.assert_array_equal(counts, [5, 4, 4, 2, 2, 1])
+    np.testing.assert_array_equal(offsets, [0, 5, 9, 13, 15, 17])
+
+
+def test_unpack_restores_the_padded_batch_with_zero_padding():
+    padded = _padded()
+    unpacked = _run(lambda layout: layout.unpack(layout.pack(tf.constant(padded))))
+    valid = np.arange(LENGTHS.max())[:, None] < LENGTHS[None, :]
+    np.testing.assert_array_equal(unpacked[valid], padded[:LENGTHS.max()][valid])
+    assert np.all(unpacked[~valid] == 0)
+
+
+def test_last_is_each_examples_last_valid_row_in_original_order():
+    padded = _padded()
+    last = _run(lambda layout: layout.last(layout.pack(tf.constant(padded))))
+    np.testing.assert_array_equal(last, padded[LENGTHS - 1, np.arange(len(LENGTHS))])
+
+
+def test_reverse_reverses_each_valid_sequence_and_its_gradient_reverses_back():
+    padded, weights = _padded(1), _padded(2)
+
+    def build(layout):
+        packed = layout.pack(tf.constant(padded))
+        reversed_packed = layout.reverse(packed)
+        # d/dpacked of sum(reverse(packed) * w) is reverse(w): the reordering is an involution.
+        loss = tf.reduce_sum(reversed_packed * layout.pack(tf.constant(weights)))
+        return (layout.unpack(reversed_packed), tf.gradients(loss, packed)[0],
+                layout.reverse(layout.pack(tf.constant(weights))))
+
+    unpacked, gradient, reversed_weights = _run(build)
+    for b, n in enumerate(LENGTHS):
+        np.testing.assert_array_equal(unpacked[:n, b], padded[:n, b][::-1])
+    np.testing.assert_array_equal(gradient, reversed_weights)
