@@ -17,8 +17,9 @@ Speed comes from doing as little as possible inside the loops. Layer 0's input p
 of a stack (and both directions of a bidirectional layer) advance in the same loop, so the dataflow
 executor can run layer k at step t while layer k-1 already works on step t+1. The gradient is
 `lstm_step_backward` run backwards through time by `run_chains`, from what the forward loop saved
-(gate activations, cells, outputs): a third fewer ops per step than TensorFlow's automatic
-differentiation of the loop, which also pushes and pops every intermediate on stacks.
+(gate activations, cells, outputs): ~30% fewer ops per training step than TensorFlow's automatic
+differentiation of the loop, which also pushes and pops every intermediate on stacks, and the
+weight gradients are summed in the backward loop beside the sequential d_h chain.
 
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
@@ -354,9 +355,9 @@ def _backward(chain_weights, masks, layout: PackedLayout, saved, d_packed, paral
     transposed = [[LSTMWeights(None if index == 0 else tf.transpose(w.w_x), tf.transpose(w.w_h),
                                None) for index, w in enumerate(layers)]
                   for layers in chain_weights]
+    width = [NUM_GATES * layers[0].hidden_size for layers in chain_weights]
     d_projected = [tf.TensorArray(tf.float32, size=steps, infer_shape=False,
-                                  element_shape=tf.TensorShape([None, NUM_GATES * layers[0].hidden_size]))
-                   for layers in chain_weights]
+                                  element_shape=tf.TensorShape([None, w])) for w in width]
 
     def body(step, d_states, sums, d_projected):
         rows = slices.at(step)
