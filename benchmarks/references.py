@@ -3,8 +3,8 @@
 They may use what `lstm_mnist/` must not (TensorFlow's fused `BlockLSTM` kernel) and exist only to
 be measured against and checked against. Both run layer by layer, one loop per layer and
 direction, the way such stacks are usually built, and reverse sequences for the backward direction
-with `tf.reverse_sequence`, as TensorFlow's own `bidirectional_dynamic_rnn` does (our
-`lstm.reverse_valid` is a faster row gather: part of what is measured).
+with `tf.reverse_sequence`, as TensorFlow's own `bidirectional_dynamic_rnn` does (ours,
+`packing.PackedLayout.reverse`, is a faster row gather: part of what is measured).
 """
 
 import tensorflow.compat.v1 as tf

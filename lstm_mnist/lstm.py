@@ -31,7 +31,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from lstm_mnist.packing import PackedLayout
+from lstm_mnist.packing import PackedLayout, StepSlices
 
 NUM_GATES = 4  # input, forget, output, candidate: the column blocks of w_x, w_h and b
 FORGET_BIAS = 1.0
@@ -130,7 +130,8 @@ def lstm_step(weights: LSTMWeights, projected_input: tf.Tensor,
       needs.
     """
     gates = projected_input + tf.matmul(state.h, weights.w_h)
-    # Four equal splits, not slices: measured faster per step than one sigmoid over a [3h | h] split.
+    # Four equal splits, not slices: measured faster per step than one sigmoid over a [3h | h]
+    # split.
     input_gate, forget_gate, output_gate, candidate = tf.split(gates, NUM_GATES, axis=1)
     activations = GateActivations(tf.sigmoid(input_gate), tf.sigmoid(forget_gate),
                                   tf.sigmoid(output_gate), tf.tanh(candidate), None)
@@ -188,7 +189,6 @@ def dropout(inputs: tf.Tensor, rate) -> tf.Tensor:
     return inputs if mask is None else inputs * mask
 
 
-
 class Chain(NamedTuple):
     """LSTMs stacked in one loop: the first reads precomputed input projections, LSTM k reads LSTM
     k-1's output of the same step times `dropout_masks[k - 1]` (a non-recurrent connection).
@@ -224,7 +224,8 @@ def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iteration
       every valid step (`layout.last` of them is each example's final state).
     """
     # Everything that receives a gradient is an argument of the custom-gradient function, in this
-    # order: per chain, its projected inputs, then per LSTM w_h, and for LSTMs above the first w_x, b.
+    # order: per chain, its projected inputs, then per LSTM w_h, and for LSTMs above the first
+    # w_x, b.
     arguments = []
     for chain in chains:
         arguments.append(chain.projected_inputs)
@@ -243,14 +244,16 @@ def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iteration
                 LSTMWeights(None, next(tensors), None) if index == 0 else
                 LSTMWeights(w_h=next(tensors), w_x=next(tensors), b=next(tensors))
                 for index in range(len(chain.layers))])
-        saved = _forward(projected, chain_weights, masks, layout, parallel_iterations)
+        slices = layout.steps()  # shared by both loops
+        saved = _forward(projected, chain_weights, masks, layout, slices, parallel_iterations)
         # Step t's rows follow step t-1's in the concatenation: the packed layout. The first
         # `batch` rows are the zero initial state.
         packed = [[LSTMState(*(arrays[name].concat()[layout.batch_size:] for name in ("h", "c")))
                    for arrays in chain_saved] for chain_saved in saved]
 
         def gradient(*d_packed):
-            return _backward(chain_weights, masks, layout, saved, d_packed, parallel_iterations)
+            return _backward(chain_weights, masks, layout, slices, saved, d_packed,
+                             parallel_iterations)
 
         return [t for chain_packed in packed for state in chain_packed for t in state], gradient
 
@@ -277,13 +280,18 @@ def _saved_arrays(steps: tf.Tensor, weights: LSTMWeights, input_size: Optional[i
     return arrays
 
 
-def _forward(projected, chain_weights, masks, layout: PackedLayout, parallel_iterations):
+def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
+    """`[rows, width]` zeros whose static shape is `[None, width]`: a loop state whose row count
+    changes from step to step must not start with a fixed one (a constant batch would give it
+    one), and placeholder_with_default relaxes it."""
+    return tf.placeholder_with_default(tf.zeros([rows, width]), [None, width])
+
+
+def _forward(projected, chain_weights, masks, layout: PackedLayout, slices: StepSlices,
+             parallel_iterations):
     """The forward loop. Returns, per chain and LSTM, the dict of TensorArrays it saved."""
-    steps, slices = tf.shape(layout.counts)[0], layout.steps()
-    # The state's rows shrink as examples end, so its static shape must not pin the batch size
-    # (a constant batch would): placeholder_with_default relaxes it to [None, hidden].
-    zeros = [[tf.placeholder_with_default(tf.zeros([layout.batch_size, w.hidden_size]),
-                                          [None, w.hidden_size]) for w in layers]
+    steps = tf.shape(layout.counts)[0]
+    zeros = [[_zero_rows(layout.batch_size, w.hidden_size) for w in layers]
              for layers in chain_weights]
     initial_states = [[LSTMState(z, z) for z in chain_zeros] for chain_zeros in zeros]
     initial_saved = [[_saved_arrays(steps, w, layers[index - 1].hidden_size if index else None, z)
@@ -326,7 +334,8 @@ def _forward(projected, chain_weights, masks, layout: PackedLayout, parallel_ite
     return saved
 
 
-def _backward(chain_weights, masks, layout: PackedLayout, saved, d_packed, parallel_iterations):
+def _backward(chain_weights, masks, layout: PackedLayout, slices: StepSlices, saved, d_packed,
+              parallel_iterations):
     """The backward loop: from the last step to the first, each chain's LSTMs top-down.
 
     Args:
@@ -336,7 +345,7 @@ def _backward(chain_weights, masks, layout: PackedLayout, saved, d_packed, paral
     Returns:
       The gradients of the custom-gradient function's arguments, in their order.
     """
-    steps, slices = tf.shape(layout.counts)[0], layout.steps()
+    steps = tf.shape(layout.counts)[0]
     # Gradients through `layout.last` arrive as IndexedSlices: made dense once here, not at every
     # step inside the loop.
     d_packed = iter([None if d is None else tf.convert_to_tensor(d) for d in d_packed])
@@ -345,8 +354,8 @@ def _backward(chain_weights, masks, layout: PackedLayout, saved, d_packed, paral
     last_count = layout.counts[steps - 1]
     initial_d_states, initial_sums = [], []
     for layers in chain_weights:
-        initial_d_states.append([LSTMState(*[tf.placeholder_with_default(
-            tf.zeros([last_count, w.hidden_size]), [None, w.hidden_size])] * 2) for w in layers])
+        initial_d_states.append([LSTMState(*[_zero_rows(last_count, w.hidden_size)] * 2)
+                                 for w in layers])
         # Weight gradients are summed over steps inside the loop, where their products can run
         # beside the sequential d_h chain instead of after the loop.
         initial_sums.append([{"w_h": tf.zeros_like(w.w_h)} if index == 0 else
@@ -463,10 +472,8 @@ class LSTMStack:
             [states] = run_chains([Chain(project_inputs(self.layers[0][0], inputs),
                                          [fw for (fw,) in self.layers], [m for (m,) in masks])],
                                   layout)
-            outputs = states[-1].h
-            return StackOutput(layout.unpack(outputs), layout.last(outputs),
-                               tuple((LSTMState(layout.last(s.h), layout.last(s.c)),)
-                                     for s in states))
+            final_states = tuple((LSTMState(layout.last(s.h), layout.last(s.c)),) for s in states)
+            return StackOutput(layout.unpack(states[-1].h), final_states[-1][0].h, final_states)
 
         # A backward layer needs the whole output sequence of the layer below, so layers run one
         # after the other, each advancing its two directions in one loop. The backward LSTM's
@@ -487,7 +494,6 @@ class LSTMStack:
             final_states.append(tuple(LSTMState(layout.last(s.h), layout.last(s.c))
                                       for s in (forward_state, backward_state)))
         # The backward output at lengths - 1 has read the whole valid sequence.
-        last_output = tf.concat([layout.last(forward_outputs), layout.last(backward_outputs)],
-                                axis=1)
+        last_output = tf.concat([state.h for state in final_states[-1]], axis=1)
         outputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
         return StackOutput(layout.unpack(outputs), last_output, tuple(final_states))

@@ -23,18 +23,23 @@ class PackedLayout(NamedTuple):
     Attributes:
       order: int32 `[batch]`, example indices sorted by length, longest first (ties keep their
         order); packed rows and the recurrent state follow this order.
+      rank: int32 `[batch]`, each example's place in `order` (its inverse permutation).
       counts: int32 `[steps]`, how many examples are still running at each step, non-increasing;
         `steps` is the longest length.
       offsets: int32 `[steps]`, the first packed row of each step.
       padded_positions: int32 `[rows, 2]`, the `(step, example)` in the padded batch of each packed
         row.
+      reversed_rows: int32 `[rows]`, for the packed row of `(t, example)` the packed row of
+        `(length - 1 - t, example)`.
       lengths: int32 `[batch]`, the examples' lengths in the original order.
     """
 
     order: tf.Tensor
+    rank: tf.Tensor
     counts: tf.Tensor
     offsets: tf.Tensor
     padded_positions: tf.Tensor
+    reversed_rows: tf.Tensor
     lengths: tf.Tensor
 
     @classmethod
@@ -46,10 +51,13 @@ class PackedLayout(NamedTuple):
         counts = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
         # tf.where lists the true positions of `valid` row-major: step by step, examples in sorted
         # order, i.e. exactly the packed order.
-        step_and_rank = tf.cast(tf.where(valid), tf.int32)
-        padded_positions = tf.stack([step_and_rank[:, 0], tf.gather(order, step_and_rank[:, 1])],
-                                    axis=1)
-        return cls(order, counts, tf.cumsum(counts, exclusive=True), padded_positions, lengths)
+        step, row_rank = tf.unstack(tf.cast(tf.where(valid), tf.int32), axis=1)
+        offsets = tf.cumsum(counts, exclusive=True)
+        source_step = tf.gather(sorted_lengths, row_rank) - 1 - step
+        return cls(order=order, rank=tf.math.invert_permutation(order), counts=counts,
+                   offsets=offsets,
+                   padded_positions=tf.stack([step, tf.gather(order, row_rank)], axis=1),
+                   reversed_rows=tf.gather(offsets, source_step) + row_rank, lengths=lengths)
 
     @property
     def batch_size(self) -> tf.Tensor:
@@ -71,16 +79,12 @@ class PackedLayout(NamedTuple):
     def last(self, packed: tf.Tensor) -> tf.Tensor:
         """`[rows, size]` -> `[batch, size]`, each example's row at its last valid step, in the
         original example order."""
-        rank = tf.math.invert_permutation(self.order)
-        return tf.gather(packed, tf.gather(self.offsets, self.lengths - 1) + rank)
+        return tf.gather(packed, tf.gather(self.offsets, self.lengths - 1) + self.rank)
 
     def reverse(self, packed: tf.Tensor) -> tf.Tensor:
         """Reverses each example's sequence: the row of `(t, example)` gets the row of
         `(length - 1 - t, example)`. Padding never moves, so a packed batch stays packed."""
-        step, example = self.padded_positions[:, 0], self.padded_positions[:, 1]
-        rank = tf.gather(tf.math.invert_permutation(self.order), example)
-        source_step = tf.gather(self.lengths, example) - 1 - step
-        return _permute_rows(packed, tf.gather(self.offsets, source_step) + rank)
+        return _permute_rows(packed, self.reversed_rows)
 
     def steps(self) -> "StepSlices":
         """Per-step slicing arguments, built once outside a time loop (inside it, each step then
@@ -119,7 +123,7 @@ class Step(NamedTuple):
 
     def running(self, state: tf.Tensor) -> tf.Tensor:
         """The first `counts[t]` rows of a state: the examples still running at step t."""
-        return tf.slice(state, tf.zeros_like(self.begin), self.size)
+        return tf.slice(state, [0, 0], self.size)
 
     def grow(self, tensor: tf.Tensor) -> tf.Tensor:
         """`[counts[t+1], size]` -> `[counts[t], size]` with zero rows for examples ending at t."""
