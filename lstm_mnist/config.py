@@ -11,7 +11,7 @@ import math
 from typing import Tuple
 
 from lstm_mnist.errors import UserError
-from lstm_mnist.utils import write_atomic
+from lstm_mnist.files import write_atomic
 
 PIXELS_PER_STEP = 28  # one image row: the LSTM reads 28 pixels per time step
 IMAGE_SIZE = 28

@@ -11,11 +11,10 @@ from lstm_mnist.data import Split, load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.model import Model
 from lstm_mnist.report import split_probabilities, write_report
+from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST
 from lstm_mnist.sequences import batches, draw_crops
 
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep, so it can take bigger batches
-CONFIG_FILE = "config.json"
-BEST, LATEST = "best", "latest"  # checkpoint subfolders of a run
 
 
 class CheckpointError(UserError):

@@ -7,7 +7,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from lstm_mnist.errors import UserError
-from lstm_mnist.trainer import METRICS_FILE
+from lstm_mnist.runs import METRICS_FILE
 from lstm_mnist.utils import new_figure, save_figure
 
 CURVES_FILE = "curves.png"

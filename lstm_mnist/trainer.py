@@ -38,13 +38,12 @@ from tqdm import tqdm
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import load_mnist
 from lstm_mnist.errors import UserError
-from lstm_mnist.evaluate import BEST, CONFIG_FILE, LATEST, measure, session_config
+from lstm_mnist.evaluate import measure, session_config
 from lstm_mnist.model import Model, PassSums
+from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST, METRICS_FILE, RESULTS_FILE
 from lstm_mnist.sequences import batches, draw_crops
-from lstm_mnist.utils import write_atomic
+from lstm_mnist.files import write_atomic
 
-METRICS_FILE = "metrics.csv"
-RESULTS_FILE = "results.json"
 PROGRESS_FILE = "epoch_progress.json"  # beside a mid-epoch latest checkpoint
 PROGRESS_EVERY = 20  # steps between progress-bar refreshes
 
