@@ -247,9 +247,9 @@ def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell():
         loss = 0.0
         for t in range(time):
             rows = slice(t * batch, (t + 1) * batch)
-            states[0], _ = lstm_step(bottom, inputs[rows], states[0])
+            states[0], _ = lstm_step(bottom.w_h, inputs[rows], states[0])
             above = tf.matmul(states[0].h * mask[rows], top.w_x) + top.b
-            states[1], _ = lstm_step(top, above, states[1])
+            states[1], _ = lstm_step(top.w_h, above, states[1])
             loss += (tf.reduce_sum(states[1].h * mix[rows])
                      + tf.reduce_sum(states[0].c * cell_mix[rows]))
         wrt = [inputs, bottom.w_h, top.w_x, top.w_h, top.b]
@@ -272,7 +272,7 @@ def test_lstm_step_backward_equals_autodiff_of_lstm_step():
         previous = LSTMState(*(tf.constant(rng.normal(size=(batch, hidden)), tf.float32)
                                for _ in range(2)))
         d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
-        state, activations = lstm_step(weights, projected, previous)
+        state, activations = lstm_step(weights.w_h, projected, previous)
         d_gates, d_previous = lstm_step_backward(tf.transpose(weights.w_h), activations,
                                                  previous.c, d_h, d_c)
         loss = tf.reduce_sum(state.h * d_h) + tf.reduce_sum(state.c * d_c)
