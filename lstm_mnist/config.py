@@ -12,9 +12,8 @@ from typing import Tuple
 
 from lstm_mnist.errors import UserError
 from lstm_mnist.files import write_atomic
+from lstm_mnist.sequences import IMAGE_SIZE
 
-PIXELS_PER_STEP = 28  # one image row: the LSTM reads 28 pixels per time step
-IMAGE_SIZE = 28
 LR_SCHEDULES = ("constant", "cosine")
 
 

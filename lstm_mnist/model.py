@@ -10,9 +10,9 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from lstm_mnist.config import PIXELS_PER_STEP, Config
+from lstm_mnist.config import Config
 from lstm_mnist.lstm import LSTMStack, dropout
-from lstm_mnist.sequences import to_sequences
+from lstm_mnist.sequences import PIXELS_PER_STEP, to_sequences
 
 NUM_CLASSES = 10
 
