@@ -179,7 +179,7 @@ class _Run:
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
-            self.model = Model(config, training=True, steps_per_epoch=self.steps_per_epoch)
+            self.model = Model(config, config.optimizer(self.steps_per_epoch))
             self.latest_saver = tf.train.Saver(max_to_keep=1)
             self.best_saver = tf.train.Saver(var_list=self.model.model_variables, max_to_keep=1)
             self.initialize = tf.global_variables_initializer()
