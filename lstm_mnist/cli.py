@@ -50,8 +50,8 @@ def parse_sizes(text: str) -> tuple:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser):
-    """Adds one flag per Config field (`--head-hidden` for `head_hidden`), with the field's help text
-    and group. Flags not given parse as None (see `config_changes`)."""
+    """Adds one flag per Config field (`--head-hidden` for `head_hidden`), with the field's help
+    text, in the field's group. Flags not given parse as None (see `config_changes`)."""
     defaults = Config()
     groups = {}
     for field in dataclasses.fields(Config):

@@ -81,7 +81,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict):
-        """Builds a config from `to_dict()` output; unknown keys are an error, missing keys default."""
+        """Builds a config from `to_dict()` output; unknown keys are an error, missing keys
+        default."""
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         _require(not unknown, f"unknown config keys: {', '.join(unknown)}")

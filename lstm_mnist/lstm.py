@@ -110,8 +110,8 @@ def create_lstm_weights(input_size: int, hidden_size: int, name: str) -> LSTMWei
 
 
 def project_inputs(inputs: tf.Tensor, w_x: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """`inputs W_x + b`: `[rows, input]` -> `[rows, 4*hidden]`, for all steps at once before a loop or
-    for one step inside it."""
+    """`inputs W_x + b`: `[rows, input]` -> `[rows, 4*hidden]`, for all steps at once before a loop
+    or for one step inside it."""
     # bias_add, not `+`: its gradient is one BiasAddGrad instead of a broadcasting Sum (2x faster
     # on a 3584 x 512 gradient here).
     return tf.nn.bias_add(tf.matmul(inputs, w_x), b)
@@ -345,7 +345,8 @@ def _forward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: S
 
     def body(step, states, records):
         rows = slices.at(step)
-        stepped = [_chain_step(*chain, rows, step) for chain in zip(tensors, masks, states, records)]
+        stepped = [_chain_step(*chain, rows, step)
+                   for chain in zip(tensors, masks, states, records)]
         return step + 1, [state for state, _ in stepped], [record for _, record in stepped]
 
     _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (0, states, records),
@@ -356,8 +357,8 @@ def _forward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: S
 def _new_record(steps: tf.Tensor, initial_state: tf.Tensor) -> LSTMRecord:
     """An LSTMRecord holding only the initial state (for h and c alike), `[batch, hidden]`."""
     width = int(initial_state.shape[1])
-    return LSTMRecord(GateActivations(*(_tensor_array(steps, width) for _ in GateActivations._fields)),
-                      h=_tensor_array(steps + 1, width).write(0, initial_state),
+    activations = GateActivations(*(_tensor_array(steps, width) for _ in GateActivations._fields))
+    return LSTMRecord(activations, h=_tensor_array(steps + 1, width).write(0, initial_state),
                       c=_tensor_array(steps + 1, width).write(0, initial_state))
 
 

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from lstm_mnist.config import Config, ConfigError, ModelConfig, load_config, save_config, tiny_config
+from lstm_mnist.config import (Config, ConfigError, ModelConfig, load_config, save_config,
+                               tiny_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
