@@ -11,9 +11,10 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from PIL import Image, UnidentifiedImageError
 
+from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import IMAGE_SIZE, load_config
 from lstm_mnist.errors import UserError
-from lstm_mnist.evaluate import resolve_checkpoint, restore, session_config
+from lstm_mnist.evaluate import session_config
 from lstm_mnist.model import Model
 
 DIGIT_SIZE = 20  # MNIST scaled every digit's bounding box to fit 20x20 pixels
