@@ -32,6 +32,9 @@ def saved_in(folder: str) -> List[str]:
     path = os.path.join(folder, STATE_FILE)
     if not os.path.exists(path):
         return []
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        if not stream.read().strip():
+            raise CheckpointError(f"{path}: empty checkpoint state file")
     try:
         state = tf.train.get_checkpoint_state(folder)
     except Exception as error:  # a damaged text proto raises parse errors of several types

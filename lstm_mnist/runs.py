@@ -23,6 +23,9 @@ CONFIG_FILE = "config.json"  # in both folders: the model rebuilds itself from t
 METRICS_FILE = "metrics.csv"  # logs/<run>/: one row per epoch
 RESULTS_FILE = "results.json"  # logs/<run>/: the best checkpoint's validation and test numbers
 BEST, LATEST = "best", "latest"  # checkpoint subfolders of a run
+# The training script of the checkout the package runs from (scripts/ is not installed).
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "scripts", "train.py")
 LOCK_FILE = ".lock"  # in both folders, held (flock) by the process training the run
 # What each folder of a run may hold; a folder with anything else is not replaced by --overwrite.
 LOG_ENTRIES = {CONFIG_FILE, METRICS_FILE, RESULTS_FILE, "train.log", "curves.png", "train",
@@ -63,8 +66,8 @@ class RunFolders:
         return [self.logs, self.checkpoints]
 
     def resume_command(self) -> str:
-        """The command that continues this run, from any folder."""
-        return (f"python scripts/train.py --resume {os.path.abspath(self.checkpoints)} "
+        """The command that continues this run, from any folder: absolute paths throughout."""
+        return (f"python {TRAIN_SCRIPT} --resume {os.path.abspath(self.checkpoints)} "
                 f"--logdir {os.path.dirname(os.path.abspath(self.logs))}")
 
     def check_new(self, overwrite: bool):

@@ -131,10 +131,10 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
             raise ConfigError(f"--resume: {key} = {value!r} contradicts the run's saved config "
                               f"({saved!r}); drop the flag to continue the run as it was")
     folders.check_resumable()
-    latest = checkpoints.latest_in(folders.latest)
     mnist = load_mnist(data_dir)
-    with _one_line_errors(folders), Trainer(config, folders, mnist) as trainer, \
-            RunLock(folders.both, folders.name):
+    with _one_line_errors(folders), RunLock(folders.both, folders.name), \
+            Trainer(config, folders, mnist) as trainer:
+        latest = checkpoints.latest_in(folders.latest)
         if latest:
             trainer.restore(latest)
         else:  # killed before its first checkpoint: the run starts again from the beginning
