@@ -4,7 +4,6 @@ import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import Config, load_config
 from lstm_mnist.data import Split, load_mnist
@@ -13,6 +12,7 @@ from lstm_mnist.model import Model
 from lstm_mnist.report import split_probabilities, write_report
 from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST
 from lstm_mnist.sequences import batches, draw_crops
+from lstm_mnist.tf1 import tf
 
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep, so it can take bigger batches
 

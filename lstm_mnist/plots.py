@@ -8,7 +8,7 @@ import numpy as np
 
 from lstm_mnist.errors import UserError
 from lstm_mnist.runs import METRICS_FILE
-from lstm_mnist.utils import new_figure, save_figure
+from lstm_mnist.figures import new_figure, save_figure
 
 CURVES_FILE = "curves.png"
 REQUIRED_COLUMNS = ("epoch", "train_loss", "train_error", "validation_loss", "validation_error")

@@ -8,13 +8,13 @@ field so that the centre of mass of the pixel intensities falls on the field's c
 from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 from PIL import Image, UnidentifiedImageError
 
 from lstm_mnist.config import IMAGE_SIZE, load_config
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import resolve_checkpoint, restore, session_config
 from lstm_mnist.model import Model
+from lstm_mnist.tf1 import tf
 
 DIGIT_SIZE = 20  # MNIST scaled every digit's bounding box to fit 20x20 pixels
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much (of full scale)

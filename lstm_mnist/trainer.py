@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
@@ -42,6 +41,7 @@ from lstm_mnist.evaluate import measure, session_config
 from lstm_mnist.model import Model, PassSums
 from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST, METRICS_FILE, RESULTS_FILE
 from lstm_mnist.sequences import batches, draw_crops
+from lstm_mnist.tf1 import tf
 from lstm_mnist.files import write_atomic
 
 PROGRESS_FILE = "epoch_progress.json"  # beside a mid-epoch latest checkpoint

@@ -10,7 +10,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lstm_mnist import cli  # noqa: E402
-from lstm_mnist.predict import Classifier, predict_files  # noqa: E402
 
 
 def main(argv):
@@ -28,6 +27,7 @@ def main(argv):
                         help="print one JSON object per image and line: file, digit, "
                              "probabilities")
     args = parser.parse_args(argv)
+    from lstm_mnist.predict import Classifier, predict_files  # imports TensorFlow: flags first
     with Classifier(args.checkpoint) as classifier:
         predictions, errors = predict_files(classifier, args.images)
     for error in errors:
