@@ -15,7 +15,8 @@ SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py")
 # Modules that neither build nor run graphs, and so must not import TensorFlow.
 TENSORFLOW_FREE = ("lstm_mnist", "lstm_mnist.cli", "lstm_mnist.config", "lstm_mnist.data",
                    "lstm_mnist.errors", "lstm_mnist.figures", "lstm_mnist.files",
-                   "lstm_mnist.plots", "lstm_mnist.runs", "lstm_mnist.sequences")
+                   "lstm_mnist.images", "lstm_mnist.plots", "lstm_mnist.runs",
+                   "lstm_mnist.sequences")
 
 
 def _assert_one_line_error(result, *fragments):
