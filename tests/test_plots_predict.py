@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 from conftest import ROOT, run_script
 from lstm_mnist.config import tiny_config
 from lstm_mnist.images import INK_THRESHOLD, MAX_PIXELS, ImageError, read_digit, to_mnist
-from lstm_mnist.plots import MetricsError, plot_runs, read_metrics
+from lstm_mnist.plots import MetricsError, curves_figure, log_ticks, plot_runs, read_metrics
 from lstm_mnist.predict import Classifier, Prediction, predict_files
 from lstm_mnist.report import worst_errors, write_report
 from test_cli import _assert_one_line_error
@@ -310,6 +310,34 @@ def test_plot_draws_every_curve_of_every_run_from_its_metrics(tmp_path):
     assert sorted(legend) == sorted(expected)
 
 
+def test_log_axes_are_labelled_in_plain_percent_and_numbers(tmp_path):
+    errors = np.array([0.25, 0.1, 0.04, 0.015, 0.008, 0.004])  # 25% down to 0.4%
+    runs = {"run": {"epoch": np.arange(1.0, 7.0), "train_error": errors, "validation_error": errors,
+                    "train_loss": 4 * errors, "validation_loss": 4 * errors}}
+    figure = curves_figure(runs)
+    figure.canvas.draw()
+    error_axes, loss_axes = figure.axes
+    labels = [label.get_text() for label in error_axes.get_yticklabels() if label.get_visible()]
+    low, high = error_axes.get_ylim()
+    assert labels == [f"{tick:g}%" for tick in log_ticks(low, high)]
+    assert {"0.5%", "1%", "2%", "5%", "10%", "20%"} <= set(labels)
+    assert {"0.02", "0.05", "0.1", "0.2", "0.5", "1"} <= {
+        label.get_text() for label in loss_axes.get_yticklabels()}
+
+
+@pytest.mark.parametrize("low,high,ticks", [
+    (0.3, 30, [0.5, 1, 2, 5, 10, 20]),
+    (2.2, 18, [3, 5, 10]),  # 5 and 10 alone are too few
+    (0.004, 0.3, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]),
+    (0.6, 2.5, [0.6, 0.7, 0.8, 0.9, 1, 2]),  # 1-2-5 would leave two labels
+    (0.62, 0.93, [0.7, 0.8, 0.9]),
+    (0.71, 0.84, [0.72, 0.74, 0.76, 0.78, 0.8, 0.82, 0.84]),  # none of 0.75, 0.8 is enough
+    (2.3013, 2.3089, [2.302, 2.304, 2.306, 2.308]),  # one epoch of a tiny model: a flat loss
+])
+def test_log_ticks_are_round_and_at_least_three_when_possible(low, high, ticks):
+    assert log_ticks(low, high) == ticks
+
+
 @pytest.mark.parametrize("content,fragment", [
     ("", "is empty"),
     ("epoch,timestamp,train_loss,train_error,validation_loss,validation_error\n", "no epochs yet"),
@@ -335,6 +363,12 @@ def test_plot_script_writes_curves_png_by_default_and_rejects_a_run_without_metr
     assert result.stdout.strip() == f"wrote {output}"
     with Image.open(output) as png:
         assert png.format == "PNG" and png.size == (1100, 450)
+    # What the trainer calls at the end of a run: the same file, replaced in place.
+    output.write_bytes(b"an older plot")
+    plot_runs([str(tmp_path / "run")])
+    with Image.open(output) as png:
+        assert png.format == "PNG" and png.size == (1100, 450)
+    assert sorted(os.listdir(tmp_path / "run")) == ["curves.png", "metrics.csv"]  # no temp file
 
     (tmp_path / "empty-run").mkdir()
     missing = run_script("plot.py", str(tmp_path / "run"), str(tmp_path / "empty-run"))
