@@ -91,6 +91,18 @@ def test_the_verbose_flag_lets_tensorflow_talk(tmp_path):
     assert lines[-1] == f"eval.py: error: {tmp_path / 'nowhere'}: no such checkpoint or folder"
 
 
+def test_both_tensorflow_wheels_in_one_environment_get_a_one_line_warning(monkeypatch, capsys):
+    from lstm_mnist import tf1
+    tf1._warn_about_rival_wheels()  # this environment has one of them
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(tf1.metadata, "version", lambda name: "2.21.0")
+    tf1._warn_about_rival_wheels()
+    assert capsys.readouterr().err == (
+        "lstm_mnist: warning: tensorflow 2.21.0 and tensorflow-cpu 2.21.0 are both installed and "
+        "overwrite each other's files: make a fresh environment with one "
+        '(pip install -e ".[cpu]" or pip install -e ".[gpu]")\n')
+
+
 def test_a_missing_tensorflow_is_one_line_naming_the_install_command():
     script = os.path.join(ROOT, "scripts", "eval.py")
     # An import hook that finds no TensorFlow, as in an environment where it is not installed.
