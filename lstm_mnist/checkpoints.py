@@ -9,10 +9,9 @@ written by an older version, inside the folder given, so a run only ever touches
 import os
 from typing import List, Optional, Tuple
 
-import tensorflow.compat.v1 as tf
-
 from lstm_mnist.errors import UserError
 from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST
+from lstm_mnist.tf1 import tf
 
 STATE_FILE = "checkpoint"  # TensorFlow's name for the file that lists a folder's checkpoints
 

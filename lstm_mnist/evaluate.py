@@ -2,8 +2,6 @@
 
 from typing import Dict, Optional
 
-import tensorflow.compat.v1 as tf
-
 from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import Config, load_config
 from lstm_mnist.data import load_mnist
@@ -11,6 +9,7 @@ from lstm_mnist.model import Model
 from lstm_mnist.passes import EVAL_BATCH_SIZE, measure
 from lstm_mnist.report import split_probabilities, write_report
 from lstm_mnist.runs import check_writable
+from lstm_mnist.tf1 import tf
 
 
 def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,

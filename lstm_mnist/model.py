@@ -5,11 +5,11 @@ One graph-building function serves training and evaluation; training adds the op
 """
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import PIXELS_PER_STEP, Config
 from lstm_mnist.lstm import LSTMStack, dropout
 from lstm_mnist.sequences import to_sequences
+from lstm_mnist.tf1 import tf
 
 NUM_CLASSES = 10
 

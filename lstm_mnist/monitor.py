@@ -9,12 +9,12 @@ import sys
 import threading
 from typing import Dict, Optional
 
-import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from lstm_mnist.errors import UserError
 from lstm_mnist.passes import PassResult, PassSums
 from lstm_mnist.runs import RunFolders
+from lstm_mnist.tf1 import tf
 
 PROGRESS_EVERY = 20  # steps between refreshes of the progress bar's running loss and accuracy
 EPOCH_TAGS = ("loss", "error", "accuracy")  # the same in every stream, so the curves overlay

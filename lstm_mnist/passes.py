@@ -9,11 +9,11 @@ import dataclasses
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.data import Split
 from lstm_mnist.model import Model
 from lstm_mnist.sequences import batches, draw_crops
+from lstm_mnist.tf1 import tf
 
 EVAL_BATCH_SIZE = 1000  # evaluation keeps no gradients, so it can take bigger batches
 LOSS_DECIMALS = 6  # a mean cross-entropy over thousands of examples, in float32 sums

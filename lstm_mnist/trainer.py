@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist import checkpoints
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
@@ -36,6 +35,7 @@ from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
 from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
+from lstm_mnist.tf1 import tf
 
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
 
