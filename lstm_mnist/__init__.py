@@ -1,12 +1,18 @@
 """lstm_mnist: a hand-written LSTM, in TensorFlow 1 graph mode, that reads MNIST digits row by row.
 
-Modules, one idea each: `config` (hyperparameters), `data` (MNIST IDX files), `sequences` (images
-to padded pixel sequences, random crops), `tf1` (TensorFlow's TF1 API, imported quietly), `lstm`
-(the LSTM and its time loop), `packing` (packed variable-length batches), `model` (the classifier
-graph), `trainer` (the training loop), `evaluate` (measuring and checkpoints), `runs` and `files`
-(a run's files, written atomically), `plots` (learning curves), `images` (image files to MNIST's
-form), `predict` (classifying image files), `report` (confusion matrix and worst errors),
-`figures` (matplotlib figures), `cli` (what the scripts share).
+Modules, one idea each, in the order the arrows point (each imports only modules listed before it):
+
+- `errors` (the one-line error type), `files` (atomic writes, CSV and JSON), `config`
+  (hyperparameters), `data` (MNIST IDX files), `sequences` (images to padded pixel sequences,
+  random crops), `runs` (a run's folders: names, identity, lock, checks), `figures`, `plots`
+  (learning curves), `images` (image files to MNIST's form), `cli` (what the scripts share): no
+  TensorFlow.
+- `tf1` (TensorFlow's TF1 API, imported quietly), `packing` (packed variable-length batches),
+  `lstm` (the LSTM and its time loops), `model` (the classifier graph), `passes` (one pass over
+  minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them
+  inside the folder given), `report` (confusion matrix and worst errors), `evaluate` (a
+  checkpoint measured on validation and test), `predict` (classifying image files), `monitor`
+  (log lines, TensorBoard streams, progress bar, divergence checks), `trainer` (the epoch loop).
 
 Importing the package, or a module that does not build graphs (config, data, sequences, runs,
 files, plots, images, figures, cli), does not import TensorFlow.
