@@ -18,5 +18,10 @@ setup(
         "Pillow>=9",  # reading image files to classify (scripts/predict.py)
         "tqdm>=4.60",  # progress bars during training
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        # PyTorch, the benchmark's outside reference (scripts/bench.py, tests/test_torch_mirror.py).
+        # Install a CPU build first (README): the default Linux wheel pulls GBs of CUDA libraries.
+        "bench": ["torch>=2.0"],
+    },
 )
