@@ -31,5 +31,8 @@ setup(
         ],
         "gpu": ["tensorflow[and-cuda]>=2.13,<3; sys_platform == 'linux'"],  # NVIDIA, Linux only
         "test": ["pytest>=7"],
+        # PyTorch, the benchmark's outside reference (scripts/bench.py, tests/test_torch_mirror.py).
+        # Install a CPU build first (README): the default Linux wheel pulls GBs of CUDA libraries.
+        "bench": ["torch>=2.0"],
     },
 )
