@@ -10,13 +10,29 @@ setup(
     # The verified MNIST copy ships with the package: training needs no network.
     package_data={"lstm_mnist": ["mnist/*"]},
     python_requires=">=3.9",
+    # TensorFlow comes in through one extra, `cpu` or `gpu`: the two wheels hold the same files and
+    # must never both land in one environment (see README, "Installing").
     install_requires=[
-        "tensorflow>=2.13,<3",  # used through tensorflow.compat.v1 (graph mode)
-        "tensorboard>=2.13",
+        "tensorboard>=2.13",  # `tensorboard --logdir logs`
         "numpy>=1.23",
         "matplotlib>=3.5",  # learning curves and evaluation reports (scripts/plot.py, --report)
         "Pillow>=9",  # reading image files to classify (scripts/predict.py)
         "tqdm>=4.60",  # progress bars during training
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # Used through tensorflow.compat.v1 (graph mode). On x86-64 Linux the CPU-only wheel is
+        # half the download of the GPU-capable one and never probes for CUDA (docs/install.md);
+        # on Windows the two are the same size; on macOS and ARM only `tensorflow` exists.
+        "cpu": [
+            "tensorflow-cpu>=2.13,<3; sys_platform != 'darwin' and "
+            "(platform_machine == 'x86_64' or platform_machine == 'AMD64')",
+            "tensorflow>=2.13,<3; sys_platform == 'darwin' or "
+            "(platform_machine != 'x86_64' and platform_machine != 'AMD64')",
+        ],
+        "gpu": ["tensorflow[and-cuda]>=2.13,<3; sys_platform == 'linux'"],  # NVIDIA, Linux only
+        "test": ["pytest>=7"],
+        # PyTorch, the benchmark's outside reference (scripts/bench.py, tests/test_torch_mirror.py).
+        # Install a CPU build first (README): the default Linux wheel pulls GBs of CUDA libraries.
+        "bench": ["torch>=2.0"],
+    },
 )

@@ -7,9 +7,9 @@ with `tf.reverse_sequence`, as TensorFlow's own `bidirectional_dynamic_rnn` does
 `packing.PackedLayout.reverse`, is a faster row gather: part of what is measured).
 """
 
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.lstm import LSTMStack, StackOutput, dropout
+from lstm_mnist.tf1 import tf
 
 
 class _LayerByLayerStack(LSTMStack):
@@ -48,18 +48,30 @@ def _to_block_order(matrix):
     return tf.concat([i, g, f, o], axis=-1)
 
 
+def block_lstm(weights, inputs):
+    """TensorFlow's fused `BlockLSTM` kernel (no peepholes, no cell clipping) with our weights.
+
+    Args:
+      weights: an `lstm_mnist.lstm.LSTMWeights`.
+      inputs: `[time, batch, input]`, read from a zero state.
+
+    Returns:
+      BlockLSTM's outputs: `.h` (outputs) and `.cs` (cells), each `[time, batch, hidden]`, etc.
+    """
+    batch, hidden = tf.shape(inputs)[1], weights.hidden_size
+    zero_state, zero_peephole = tf.zeros([batch, hidden]), tf.zeros([hidden])
+    return tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(tf.shape(inputs)[0], tf.int64), x=inputs, cs_prev=zero_state,
+        h_prev=zero_state, w=_to_block_order(tf.concat([weights.w_x, weights.w_h], axis=0)),
+        wci=zero_peephole, wcf=zero_peephole, wco=zero_peephole,
+        b=_to_block_order(weights.b), forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+
+
 class BlockLSTMStack(_LayerByLayerStack):
-    """Each layer is TensorFlow's fused `BlockLSTM` kernel (no peepholes, no cell clipping)."""
+    """Each layer is TensorFlow's fused `BlockLSTM` kernel (`block_lstm`)."""
 
     def run_layer(self, weights, inputs):
-        batch, hidden = tf.shape(inputs)[1], weights.hidden_size
-        zero_state, zero_peephole = tf.zeros([batch, hidden]), tf.zeros([hidden])
-        result = tf.raw_ops.BlockLSTM(
-            seq_len_max=tf.cast(tf.shape(inputs)[0], tf.int64), x=inputs, cs_prev=zero_state,
-            h_prev=zero_state, w=_to_block_order(tf.concat([weights.w_x, weights.w_h], axis=0)),
-            wci=zero_peephole, wcf=zero_peephole, wco=zero_peephole,
-            b=_to_block_order(weights.b), forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
-        return result.h
+        return block_lstm(weights, inputs).h
 
 
 class NaiveLoopStack(_LayerByLayerStack):

@@ -1,14 +1,18 @@
 """lstm_mnist: a hand-written LSTM, in TensorFlow 1 graph mode, that reads MNIST digits row by row.
 
-Modules, one idea each: `config` (hyperparameters), `data` (MNIST IDX files), `sequences` (images
-to padded pixel sequences, random crops), `lstm` (the LSTM and its time loop), `model` (the
-classifier graph), `trainer` (the training loop), `evaluate` (measuring and checkpoints), `plots`
-(learning curves), `predict` (classifying image files), `report` (confusion matrix and worst
-errors), `cli` (what the scripts share).
+Modules, one idea each, in the order the arrows point (each imports only modules listed before it):
+
+- `errors` (the one-line error type), `files` (atomic writes, CSV and JSON), `sequences` (images
+  to padded pixel sequences, random crops), `config` (hyperparameters), `data` (MNIST IDX files),
+  `runs` (a run's folders: names, identity, lock, checks), `figures`, `plots` (learning curves),
+  `images` (image files to MNIST's form), `cli` (what the scripts share): no TensorFlow.
+- `tf1` (TensorFlow's TF1 API, imported quietly), `packing` (packed variable-length batches),
+  `lstm` (the LSTM and its time loops), `model` (the classifier graph), `passes` (one pass over
+  minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them
+  inside the folder given), `report` (confusion matrix and worst errors), `evaluate` (a
+  checkpoint measured on validation and test), `predict` (classifying image files), `monitor`
+  (log lines, TensorBoard streams, progress bar, divergence checks), `trainer` (the epoch loop).
+
+Importing the package, or a module that does not build graphs (config, data, sequences, runs,
+files, plots, images, figures, cli), does not import TensorFlow.
 """
-
-import tensorflow.compat.v1 as tf
-
-# Graph mode with TF1 semantics: placeholders, sessions and v1 while loops (whose iterations the
-# executor can overlap, see lstm.py).
-tf.disable_v2_behavior()

@@ -1,18 +1,33 @@
-"""What the command-line scripts share: one-line errors and the flags that make a Config."""
+"""What the command-line scripts share: one-line errors and the flags that make a Config.
+
+Nothing here imports TensorFlow: a script parses and checks its flags first, then imports the
+modules that build graphs, so `--help` and a mistyped flag answer at once.
+"""
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import Callable, List, Optional, Tuple
 
-import tensorflow.compat.v1 as tf
-
 from lstm_mnist.config import Config, ModelConfig
-from lstm_mnist.errors import UserError
+from lstm_mnist.errors import VERBOSE_VARIABLE, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (no usage block) and exit status 2."""
+    """argparse with `--verbose` on every script; a bad flag is one line on stderr and exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--verbose", action="store_true",
+                          help="also show TensorFlow's own start-up and deprecation messages "
+                               f"(as {VERBOSE_VARIABLE}=1 does)")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.verbose:
+            os.environ[VERBOSE_VARIABLE] = "1"  # read by lstm_mnist.tf1 when TensorFlow loads
+        return parsed
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -25,7 +40,6 @@ def print_error(prog: str, error: UserError):
 
 def run(main: Callable[[List[str]], Optional[int]], prog: str):
     """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status."""
-    tf.get_logger().setLevel("ERROR")  # TF1-API deprecation notices are not the user's business
     try:
         status = main(sys.argv[1:])
     except UserError as error:

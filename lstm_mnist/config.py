@@ -153,6 +153,10 @@ class Config(ModelConfig):
                  f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         _require(_is_number(self.clip) and self.clip >= 0,
                  f"clip must be >= 0 (0 = off), got {self.clip!r}")
+        for name in ("seed", "crop_seed"):  # numpy's generators take only non-negative seeds
+            value = getattr(self, name)
+            _require(isinstance(value, int) and 0 <= value < 2 ** 32,
+                     f"{name} must be an integer in 0..2**32-1, got {value!r}")
 
     @property
     def model(self) -> ModelConfig:
@@ -187,6 +191,8 @@ def load_config(path: str) -> Config:
         return Config.from_dict(document["config"])
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path}: not a valid lstm_mnist config ({error})") from None
 

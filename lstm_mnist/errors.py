@@ -1,4 +1,8 @@
-"""The one exception type the command-line scripts turn into a one-line message."""
+"""What the scripts say on stderr: one line per problem the user can fix, and little else."""
+
+# Set to 1 (or pass --verbose to a script) to let TensorFlow print its own start-up and
+# deprecation messages, which lstm_mnist.tf1 keeps off the terminal otherwise.
+VERBOSE_VARIABLE = "LSTM_MNIST_VERBOSE"
 
 
 class UserError(Exception):

@@ -1,28 +1,35 @@
 """Writing the files of a run so that a crash or a full disk never leaves half a file."""
 
+import csv
+import io
+import json
 import os
 import tempfile
+from typing import Dict, List, Union
 
 
-def write_atomic(path: str, text: str):
-    """Writes `text` to `path` so that a crash leaves either the old file or the new one, never half.
+def write_atomic(path: str, content: Union[str, bytes]):
+    """Writes `content` (text as UTF-8, or bytes) to `path` so that a crash leaves either the old
+    file or the new one, never half.
 
-    The text goes to a temporary file in the same folder, is flushed to disk, then renamed over
+    The content goes to a temporary file in the same folder, is flushed to disk, then renamed over
     `path` (an atomic operation on POSIX file systems). The file gets the permissions the umask
     gives any new file, as TensorFlow's own files do.
     """
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError):  # name the file meant, not the temporary one
+            raise OSError(error.errno, error.strerror, path) from None
         raise
 
 
@@ -30,3 +37,32 @@ def _umask() -> int:
     current = os.umask(0)  # the only way to read it is to set it
     os.umask(current)
     return current
+
+
+def write_json(path: str, document) -> None:
+    """Writes `document` as indented JSON with sorted keys, atomically."""
+    write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)
+
+
+def read_csv(path: str) -> List[Dict[str, str]]:
+    """The rows of a CSV file with a header line; no file is no rows."""
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            return list(csv.DictReader(stream))
+    except FileNotFoundError:
+        return []
+
+
+def write_csv(path: str, rows: List[Dict[str, object]]) -> None:
+    """Rewrites the whole CSV atomically (floats with 6 decimals), so no row is ever half-written."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_atomic(path, buffer.getvalue())

@@ -29,9 +29,8 @@ sequence's valid part reversed.
 
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-import tensorflow.compat.v1 as tf
-
 from lstm_mnist.packing import PackedLayout, Step, StepSlices
+from lstm_mnist.tf1 import tf
 
 NUM_GATES = 4  # input, forget, output, candidate: the column blocks of w_x, w_h and b
 FORGET_BIAS = 1.0

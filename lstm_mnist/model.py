@@ -1,51 +1,19 @@
-"""The classifier graph: pixel sequences -> LSTM stack -> MLP head -> 10 logits, and running it.
+"""The classifier graph: pixel sequences -> LSTM stack -> MLP head -> 10 logits.
 
 One graph-building function serves training and evaluation; training adds the optimizer on top.
-`Model.run` is the one loop over minibatches for train, validation and test alike.
+`passes.run_pass` runs it, the one loop over minibatches for train, validation and test alike.
 """
 
-import dataclasses
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import ModelConfig, OptimizerConfig
 from lstm_mnist.lstm import LSTMStack, dropout
 from lstm_mnist.sequences import PIXELS_PER_STEP, to_sequences
+from lstm_mnist.tf1 import tf
 
 NUM_CLASSES = 10
-
-
-class EpochResult(NamedTuple):
-    """Means over the examples of one pass; `grad_norms` is per training step (empty in evaluation)."""
-
-    loss: float
-    error: float
-    examples: int
-    grad_norms: np.ndarray
-
-
-@dataclasses.dataclass
-class PassSums:
-    """Running sums over the minibatches of one pass (plain numbers, so they can be saved as JSON:
-    an interrupted epoch's sums are, and the resumed epoch reports over all its batches)."""
-
-    loss: float = 0.0  # sum of per-example losses
-    correct: int = 0
-    examples: int = 0
-    grad_norms: List[float] = dataclasses.field(default_factory=list)  # one per training step
-
-    def add(self, mean_loss: float, correct: int, examples: int, grad_norm: Optional[float]):
-        self.loss += mean_loss * examples
-        self.correct += correct
-        self.examples += examples
-        if grad_norm is not None:
-            self.grad_norms.append(grad_norm)
-
-    def result(self) -> EpochResult:
-        return EpochResult(loss=self.loss / self.examples, error=1.0 - self.correct / self.examples,
-                           examples=self.examples, grad_norms=np.asarray(self.grad_norms))
 
 
 class Model:
@@ -125,46 +93,6 @@ class Model:
         """
         inputs, lengths = to_sequences(images)
         return session.run(self.probabilities, {self.inputs: inputs, self.lengths: lengths})
-
-    def run(self, session: tf.Session, batches: Iterable, train: bool = False,
-            on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
-            sums: Optional[PassSums] = None) -> EpochResult:
-        """Runs the graph over minibatches: one training epoch, or one evaluation pass.
-
-        Args:
-          session: a session holding this model's variables.
-          batches: `(inputs, lengths, labels)` tuples, as `sequences.batches` yields them.
-          train: update the weights (with dropout on) instead of only measuring.
-          on_step: called after each training step (and after `sums` has counted it) with the
-            global step and the step's `{"loss", "accuracy", "examples", "grad_norm",
-            "learning_rate", "grad_norm/<variable>"...}`.
-          sums: the sums to add to, e.g. those of an interrupted epoch's first batches; default
-            new ones.
-
-        Returns:
-          The EpochResult over all batches counted in `sums`.
-        """
-        fetches = {"loss": self.loss, "num_correct": self.num_correct}
-        if train:
-            fetches.update(train_op=self.train_op, global_step=self.global_step,
-                           grad_norm=self.grad_norm, learning_rate=self.learning_rate)
-            if on_step is not None:
-                fetches.update({"grad_norm/" + name: norm for name, norm in self.grad_norms.items()})
-        sums = PassSums() if sums is None else sums
-        for inputs, lengths, labels in batches:
-            feed = {self.inputs: inputs, self.lengths: lengths, self.labels: labels}
-            if train and self.config.dropout > 0:
-                feed[self.dropout_rate] = self.config.dropout
-            values = session.run(fetches, feed)
-            sums.add(float(values["loss"]), int(values["num_correct"]), len(labels),
-                     float(values["grad_norm"]) if train else None)
-            if on_step is not None and train:
-                step_values = {k: float(v) for k, v in values.items()
-                               if k not in ("train_op", "num_correct", "global_step")}
-                step_values.update(accuracy=values["num_correct"] / len(labels),
-                                   examples=len(labels))
-                on_step(int(values["global_step"]), step_values)
-        return sums.result()
 
 
 def _dense(inputs: tf.Tensor, units: int, name: str) -> tf.Tensor:

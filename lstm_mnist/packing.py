@@ -14,7 +14,7 @@ works on valid rows only. (PyTorch's `PackedSequence` stores sequences the same 
 
 from typing import NamedTuple
 
-import tensorflow.compat.v1 as tf
+from lstm_mnist.tf1 import tf
 
 
 class PackedLayout(NamedTuple):

@@ -14,13 +14,13 @@ import os
 from typing import List
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.data import Split
 from lstm_mnist.errors import UserError
-from lstm_mnist.model import NUM_CLASSES, Model
+from lstm_mnist.figures import new_figure, save_figure
 from lstm_mnist.files import write_atomic
-from lstm_mnist.utils import new_figure, save_figure
+from lstm_mnist.model import NUM_CLASSES, Model
+from lstm_mnist.tf1 import tf
 
 CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"

@@ -1,14 +1,8 @@
-"""The training loop: epochs of shuffled minibatches, validation, logs, summaries and checkpoints.
+"""The training loop: epochs of shuffled minibatches, validation, checkpoints, and the final test.
 
-A run named R writes:
-
-    logs/R/metrics.csv     one row per epoch
-    logs/R/train.log       the same in words, each line timestamped, plus start, end and test result
-    logs/R/config.json     every hyperparameter and the data checksums
-    logs/R/results.json    the best checkpoint's validation and test numbers
-    logs/R/train/, logs/R/validation/   TensorBoard event files with the same tags, so
-                           `tensorboard --logdir logs` overlays training and validation curves
-    checkpoints/R/config.json, checkpoints/R/latest/, checkpoints/R/best/
+A run named R writes `logs/R/` (metrics.csv, train.log, config.json, results.json, curves.png and
+TensorBoard streams) and `checkpoints/R/` (config.json, latest/, best/); `runs.py` names the files
+and guards the folders.
 
 Interruptions are safe. Every file is replaced atomically (written aside, then renamed), and the
 latest checkpoint's global step says exactly where training stands: epoch `step // steps_per_epoch`,
@@ -17,35 +11,33 @@ batch `step % steps_per_epoch`. Each epoch's shuffle and crops come from a gener
 or SIGTERM finishes the current step, saves the latest checkpoint and stops.
 """
 
-import csv
+import contextlib
 import dataclasses
-import io
-import json
-import logging
+import errno
 import math
 import os
-import shutil
 import signal
-import sys
 import time
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 import numpy as np
-import tensorflow.compat.v1 as tf
-from tqdm import tqdm
 
+from lstm_mnist import checkpoints
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
-from lstm_mnist.data import load_mnist
+from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
-from lstm_mnist.evaluate import measure, session_config
-from lstm_mnist.model import Model, PassSums
-from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST, METRICS_FILE, RESULTS_FILE
+from lstm_mnist.evaluate import session_config
+from lstm_mnist.files import read_csv, read_json, write_csv, write_json
+from lstm_mnist.model import Model
+from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged
+from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
+from lstm_mnist.plots import plot_runs
+from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
-from lstm_mnist.files import write_atomic
+from lstm_mnist.tf1 import tf
 
-PROGRESS_FILE = "epoch_progress.json"  # beside a mid-epoch latest checkpoint
-PROGRESS_EVERY = 20  # steps between progress-bar refreshes
+__all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
 
 
 class TrainingInterrupted(UserError):
@@ -55,53 +47,11 @@ class TrainingInterrupted(UserError):
     exit_status = 130  # the shell's convention for "ended by a signal"
 
 
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint stays the latest."""
+class RunFinished(UserError):
+    """--resume of a run that has trained all its epochs and measured its best checkpoint."""
 
-
-class RunDirs:
-    """The log and checkpoint folders of one run."""
-
-    def __init__(self, run_name: str, logdir: str, checkpoint_dir: str):
-        if not run_name or os.sep in run_name or run_name in (".", ".."):
-            raise UserError(f"run name {run_name!r} must be a plain folder name")
-        self.name = run_name
-        self.logs = os.path.join(logdir, run_name)
-        self.checkpoints = os.path.join(checkpoint_dir, run_name)
-
-    def create(self, overwrite: bool):
-        """Creates both folders; an existing run is an error unless `overwrite`."""
-        existing = [d for d in (self.logs, self.checkpoints) if os.path.exists(d)]
-        if existing and not overwrite:
-            raise UserError(f"run {self.name!r} already exists ({existing[0]}); choose another "
-                            "--run-name, continue it with --resume, or pass --overwrite")
-        for folder in (self.logs, self.checkpoints):
-            _check_writable(os.path.dirname(os.path.abspath(folder)))
-        for folder in (self.logs, self.checkpoints):
-            if overwrite and os.path.isdir(folder):
-                shutil.rmtree(folder)
-            try:
-                os.makedirs(folder)
-            except OSError as error:
-                raise UserError(f"{folder}: cannot create folder ({error.strerror})") from None
-
-
-def _check_writable(folder: str):
-    """Raises UserError unless `folder` is, or could be created as, a writable folder.
-
-    Creates nothing, so that a run refused for one folder leaves no trace in the other.
-    """
-    existing = os.path.abspath(folder)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError(f"{folder}: cannot create folder ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{folder}: cannot create folder ({existing} is not writable)")
-
-
-def default_run_name() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S")
+    kind = "nothing to do"
+    exit_status = 0
 
 
 def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
@@ -109,12 +59,16 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
           overwrite: bool = False, echo: bool = True, progress: bool = False) -> Dict[str, object]:
     """Trains a new model, validating every epoch, and tests the best checkpoint at the end.
 
+    Every check (config, data, folders, memory) runs before the first folder is created or, with
+    `overwrite`, the old run deleted. A run that fails before saving its first checkpoint removes
+    the folders it created, so its name is free again.
+
     Args:
       config: the hyperparameters.
       run_name: folder name under `logdir` and `checkpoint_dir` (default: a timestamp).
       logdir, checkpoint_dir: parent folders of the run's logs and checkpoints.
       data_dir: MNIST folder (default: the copy shipped with the package).
-      overwrite: replace an existing run of the same name.
+      overwrite: replace an existing run of the same name (only a run folder, never another).
       echo: also print the log lines to stdout.
       progress: show a progress bar during each epoch.
 
@@ -123,15 +77,28 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
 
     Raises:
       TrainingInterrupted: on Ctrl-C or SIGTERM, after saving the latest checkpoint.
-      TrainingDiverged: when the loss stops being finite.
+      TrainingDiverged: when the loss, gradients or weights stop being finite.
+      UserError: for anything else the user can fix, in one line.
     """
-    dirs = RunDirs(run_name or default_run_name(), logdir, checkpoint_dir)
-    mnist = load_mnist(data_dir)  # before touching any folder: bad data leaves nothing behind
-    dirs.create(overwrite)
-    extra = {"data_sha256": mnist.sha256, "tensorflow_version": tf.__version__}
-    save_config(os.path.join(dirs.logs, CONFIG_FILE), config, extra)
-    save_config(os.path.join(dirs.checkpoints, CONFIG_FILE), config, extra)
-    return _Run(config, dirs, mnist, echo, progress).train(resume_from=None)
+    folders = RunFolders.named(run_name or default_run_name(), logdir, checkpoint_dir)
+    mnist = load_mnist(data_dir)
+    folders.check_new(overwrite)
+    with _one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
+        trainer.session.run(trainer.initialize)
+        with RunLock([f for f in folders.both if os.path.lexists(f)], folders.name):
+            folders.replace_existing()
+        folders.create()
+        try:
+            with RunLock(folders.both, folders.name):
+                identity = {"run_id": new_run_id(), "data_sha256": mnist.sha256,
+                            "tensorflow_version": tf.__version__, "code_version": code_version()}
+                for path in (folders.log_config, folders.checkpoint_config):
+                    save_config(path, config, identity)
+                return trainer.run(resumed_from=None, echo=echo, progress=progress)
+        except BaseException:
+            if not trainer.saved_any:
+                folders.remove()  # all of it was written by this run, and nothing worth keeping
+            raise
 
 
 def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional[str] = None,
@@ -141,281 +108,320 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
 
     Args:
       checkpoint_dir: the run's checkpoint folder (`checkpoints/<run>`).
-      logdir: parent folder of the run's logs (default: `logs`).
+      logdir: parent folder of the run's logs (default: `logs`); its config.json must be the
+        checkpoint folder's, or the run is refused.
       data_dir, echo, progress: as for `train`.
       changes: hyperparameters given again on the command line; any that differs from the saved
         config is an error.
 
     Returns:
       As `train`.
+
+    Raises:
+      RunFinished: the run had trained every epoch and written its results; nothing changes.
+      As `train` otherwise.
     """
     checkpoint_dir = os.path.normpath(checkpoint_dir)
-    config = load_config(os.path.join(checkpoint_dir, CONFIG_FILE))
+    folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
+                         checkpoint_dir)
+    config = load_config(folders.checkpoint_config)
     for key, value in (changes or {}).items():
         saved = getattr(config, key)
         if (tuple(value) if isinstance(value, (list, tuple)) else value) != saved:
             raise ConfigError(f"--resume: {key} = {value!r} contradicts the run's saved config "
                               f"({saved!r}); drop the flag to continue the run as it was")
-    latest = tf.train.latest_checkpoint(os.path.join(checkpoint_dir, LATEST))
-    if latest is None:
-        raise UserError(f"{checkpoint_dir}: no latest checkpoint to resume from")
-    name = os.path.basename(checkpoint_dir)
-    dirs = RunDirs(name, logdir or "logs", os.path.dirname(checkpoint_dir) or ".")
-    if not os.path.isdir(dirs.logs):
-        raise UserError(f"{dirs.logs}: the run's log folder is missing (pass --logdir)")
-    _check_writable(dirs.logs)
+    folders.check_resumable()
     mnist = load_mnist(data_dir)
-    return _Run(config, dirs, mnist, echo, progress).train(resume_from=latest)
+    with _one_line_errors(folders), RunLock(folders.both, folders.name), \
+            Trainer(config, folders, mnist) as trainer:
+        latest = checkpoints.latest_in(folders.latest)
+        if latest:
+            trainer.restore(latest)
+        else:  # killed before its first checkpoint: the run starts again from the beginning
+            trainer.session.run(trainer.initialize)
+        if trainer.step >= trainer.total_steps and os.path.exists(folders.results):
+            raise RunFinished(f"run {folders.name!r} has trained all {config.epochs} epochs and "
+                              f"was tested ({folders.results}); nothing changed")
+        return trainer.run(resumed_from=latest, echo=echo, progress=progress)
 
 
-class _Run:
-    """One training run's graph, session, writers and bookkeeping."""
+class Trainer:
+    """One run's graph and session, and its epoch loop."""
 
-    def __init__(self, config: Config, dirs: RunDirs, mnist, echo: bool, progress: bool):
-        self.config, self.dirs, self.mnist, self.progress = config, dirs, mnist, progress
+    def __init__(self, config: Config, folders: RunFolders, mnist: MNIST):
+        """Builds the graph and its session; raises UserError, before anything is written, if the
+        config does not fit the data or the model cannot fit in memory."""
+        self.config, self.folders, self.mnist = config, folders, mnist
+        if config.train_subset > len(mnist.train):
+            raise ConfigError(f"--train-subset {config.train_subset} is larger than the training "
+                              f"split ({len(mnist.train)} images)")
         self.train_split = mnist.train.head(config.train_subset)
         self.steps_per_epoch = math.ceil(len(self.train_split) / config.batch_size)
-        self.log = _make_logger(os.path.join(dirs.logs, "train.log"), echo)
+        self.total_steps = config.epochs * self.steps_per_epoch
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
             self.model = Model(config, config.optimizer(self.steps_per_epoch))
-            self.latest_saver = tf.train.Saver(max_to_keep=1)
-            self.best_saver = tf.train.Saver(var_list=self.model.model_variables, max_to_keep=1)
+            _check_memory(config, tf.global_variables())
+            self.latest_saver = checkpoints.saver()
+            self.best_saver = checkpoints.saver(self.model.model_variables)
+            self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
+                                                 for v in self.model.model_variables])
             self.initialize = tf.global_variables_initializer()
             self.graph.finalize()  # an op added by mistake inside the epoch loop would fail loudly
-        self.stop_signal = None
+        self.session = tf.Session(graph=self.graph, config=session_config())
+        self.stop = _StopRequest()
+        self.step = 0  # the global step, as of the last step run or checkpoint restored
+        self.saved_any = False  # whether this process saved a checkpoint
 
-    def train(self, resume_from: Optional[str]) -> Dict[str, object]:
-        config, dirs, log = self.config, self.dirs, self.log
-        metrics_path = os.path.join(dirs.logs, METRICS_FILE)
-        with tf.Session(graph=self.graph, config=session_config()) as session, \
-                _StopOnSignals(self):
-            if resume_from:
-                self.latest_saver.restore(session, resume_from)
-                # Let the savers delete the checkpoints of the interrupted process when they are
-                # superseded, as they would have.
-                for saver, kind in ((self.latest_saver, LATEST), (self.best_saver, BEST)):
-                    state = tf.train.get_checkpoint_state(os.path.join(dirs.checkpoints, kind))
-                    if state is not None:
-                        saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
-                step = int(session.run(self.model.global_step))
-                # Rows of epochs after the checkpoint were never saved with it: they are redone.
-                metrics = [r for r in _read_metrics(metrics_path)
-                           if int(r["epoch"]) <= step // self.steps_per_epoch]
-                log.info("run %s: resumed from %s at step %d", dirs.name, resume_from, step)
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc_info):
+        self.session.close()
+
+    def restore(self, prefix: str):
+        checkpoints.restore(self.session, prefix,
+                            self.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES),
+                            self.latest_saver)
+        # Let the savers delete the checkpoints they would have superseded in the interrupted
+        # process (resolved inside this run's folders, never another's).
+        self.latest_saver.recover_last_checkpoints(checkpoints.saved_in(self.folders.latest))
+        self.best_saver.recover_last_checkpoints(checkpoints.saved_in(self.folders.best))
+        self.step = int(self.session.run(self.model.global_step))
+
+    def run(self, resumed_from: Optional[str], echo: bool, progress: bool) -> Dict[str, object]:
+        """Trains from the current step to the last epoch, then tests the best checkpoint."""
+        config, folders = self.config, self.folders
+        first_epoch = self.step // self.steps_per_epoch + 1
+        # Rows of epochs after the checkpoint were never saved with it: they are redone.
+        history = [row for row in read_csv(folders.metrics) if int(row["epoch"]) < first_epoch]
+        with self.stop, self._records(resumed_from, echo) as (log, summaries):
+            if resumed_from:
+                log("run %s: resumed from %s at step %d", folders.name, resumed_from, self.step)
             else:
-                session.run(self.initialize)
-                step, metrics = 0, []
-                log.info("run %s: training %d examples, validating on %d; config %s", dirs.name,
-                         len(self.train_split), len(self.mnist.validation),
-                         json.dumps(config.to_dict()))
-            writers = {name: tf.summary.FileWriter(os.path.join(dirs.logs, name),
-                                                   self.graph if not resume_from else None)
-                       for name in ("train", "validation")}
-            if resume_from:
-                # TensorBoard drops events logged after this step by the interrupted process.
-                for writer in writers.values():
-                    writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
+                log("run %s: training %d examples, validating on %d; config %s", folders.name,
+                    len(self.train_split), len(self.mnist.validation), config.to_dict())
+            started = time.time() - (float(history[-1]["elapsed_s"]) if history else 0.0)
             try:
-                return self._epochs(session, writers, metrics, metrics_path, step)
-            except (TrainingInterrupted, TrainingDiverged) as stop:
-                log.info("%s", stop)
-                raise
-            finally:
-                for writer in writers.values():
-                    writer.close()
-                _close_logger(log)
+                for epoch in range(first_epoch, config.epochs + 1):
+                    trained = self._train_epoch(epoch, summaries, progress)
+                    validated = measure(self.session, self.model, self.mnist.validation)
+                    self._end_epoch(epoch, trained, validated, history, time.time() - started,
+                                    log, summaries)
+                    if self.stop.requested and epoch < config.epochs:
+                        raise self._interrupted(f"at step {self.step} (epoch {epoch})")
+            except TrainingDiverged as diverged:
+                latest = checkpoints.latest_in(folders.latest)
+                raise TrainingDiverged(f"{diverged}. " + (
+                    f"The last good checkpoint stays the latest: {latest}" if latest
+                    else "No checkpoint had been saved yet")) from None
+            return self._final_test(history, time.time() - started, log)
 
-    def _epochs(self, session, writers, metrics, metrics_path, step):
-        config, dirs, log, model = self.config, self.dirs, self.log, self.model
-        best_error = min((float(r["validation_error"]) for r in metrics), default=math.inf)
-        started = time.time() - (float(metrics[-1]["elapsed_s"]) if metrics else 0.0)
-        first_epoch, skip = divmod(step, self.steps_per_epoch)
-        for epoch in range(first_epoch + 1, config.epochs + 1):
-            trained = self._train_epoch(session, writers["train"], epoch, skip)
-            skip = 0
-            validated = measure(session, model, self.mnist.validation)
-            step = int(session.run(model.global_step))
-
-            row = {"epoch": epoch,
-                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "elapsed_s": round(time.time() - started, 2),
-                   "train_loss": trained.loss, "train_error": trained.error}
-            row.update({"validation_" + k: v for k, v in validated.items()
-                        if not k.startswith("accuracy")})
-            row.update(grad_norm_mean=float(trained.grad_norms.mean()),
-                       grad_norm_max=float(trained.grad_norms.max()))
-            metrics.append(row)
-            # Metrics first, then the checkpoint: a crash in between leaves a row the resumed
-            # run drops and redoes, never a checkpoint without its row.
-            _write_metrics(metrics_path, metrics)
-            _write_scalars(writers["train"], step, {"loss": trained.loss,
-                                                    "accuracy": 1.0 - trained.error})
-            _write_scalars(writers["validation"], step, validated)
-            improved = validated["error"] < best_error
-            if improved:
-                best_error = validated["error"]
-                self.best_saver.save(session, os.path.join(dirs.checkpoints, BEST, "model"),
-                                     global_step=epoch, write_meta_graph=False)
-            self._save_latest(session, step)
-            log.info("epoch %d/%d  %.1fs  train loss %.4f error %.2f%%  validation loss %.4f "
-                     "error %.2f%%%s  grad norm mean %.3f max %.3f%s", epoch, config.epochs,
-                     row["elapsed_s"], trained.loss, 100 * trained.error, validated["loss"],
-                     100 * validated["error"],
-                     (f" (cropped {100 * validated['error_cropped']:.2f}%)" if config.crop else ""),
-                     row["grad_norm_mean"], row["grad_norm_max"], "  *best*" if improved else "")
-            if self.stop_signal is not None and epoch < config.epochs:
-                raise self._interrupted(step, epoch)
-        return self._test(session, metrics, started)
-
-    def _interrupted(self, step: int, epoch: int) -> TrainingInterrupted:
-        return TrainingInterrupted(
-            f"{self.stop_signal} at step {step} (epoch {epoch}): the latest checkpoint is saved; "
-            f"continue with: python scripts/train.py --resume {self.dirs.checkpoints}")
-
-    def _train_epoch(self, session, writer, epoch: int, skip: int):
-        """One pass over the training split, starting after its first `skip` batches."""
-        config, split = self.config, self.train_split
-        rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(len(split))
-        crops = draw_crops(rng, len(split), config.crop_min, config.crop_max) if config.crop else None
-        epoch_batches = batches(split.images, split.labels, config.batch_size,
-                                order[skip * config.batch_size:], crops)
-        bar = tqdm(total=len(split), initial=min(skip * config.batch_size, len(split)), unit="ex",
-                   desc=f"epoch {epoch}/{config.epochs}", leave=False, dynamic_ncols=True,
-                   disable=not self.progress)
-        # An interrupted epoch's sums are saved beside its checkpoint, so the resumed epoch reports
-        # over all its batches, not only the last ones.
-        progress_path = os.path.join(self.dirs.checkpoints, LATEST, PROGRESS_FILE)
-        resumed_at = (epoch - 1) * self.steps_per_epoch + skip
-        sums = (_read_progress(progress_path, resumed_at) if skip else None) or PassSums()
-
-        def on_step(step, values):
-            if not math.isfinite(values["loss"]):
-                latest = tf.train.latest_checkpoint(os.path.join(self.dirs.checkpoints, LATEST))
-                raise TrainingDiverged(
-                    f"loss became {values['loss']} at step {step} (epoch {epoch}); stopped. "
-                    + (f"The last good checkpoint stays the latest: {latest}" if latest else
-                       "No checkpoint had been saved yet"))
-            _write_scalars(writer, step, {"step/" + k: v for k, v in values.items()
-                                          if k != "examples"})
-            bar.update(values["examples"])
-            if len(sums.grad_norms) % PROGRESS_EVERY == 0:
-                bar.set_postfix(loss=f"{sums.loss / sums.examples:.4f}",
-                                accuracy=f"{sums.correct / sums.examples:.4f}", refresh=False)
-            # The last step of an epoch goes on to validation and the epoch's checkpoint.
-            if self.stop_signal is not None and step % self.steps_per_epoch != 0:
-                self._save_latest(session, step)
-                write_atomic(progress_path, json.dumps(dict(dataclasses.asdict(sums), step=step)))
-                raise self._interrupted(step, epoch)
-
+    @contextlib.contextmanager
+    def _records(self, resumed_from: Optional[str], echo: bool):
+        """Opens train.log and the TensorBoard streams; a run that stops says why in its log."""
+        log = RunLog(self.folders.train_log, echo)
         try:
-            return self.model.run(session, epoch_batches, train=True, on_step=on_step, sums=sums)
+            summaries = Summaries(self.folders, self.config.crop,
+                                  graph=None if resumed_from else self.graph,
+                                  restart_step=self.step if resumed_from else None)
+        except BaseException:
+            log.close()
+            raise
+        try:
+            yield log, summaries
+        except BaseException as error:
+            summaries.close(quiet=True)
+            if isinstance(error, UserError):
+                with contextlib.suppress(OSError):  # e.g. a full disk: the terminal says it
+                    log("%s", error)
+            log.close()
+            raise
+        summaries.close()
+        log.close()
+
+    def _train_epoch(self, epoch: int, summaries: Summaries, progress: bool) -> PassResult:
+        """One pass over the shuffled training split, from where an interrupted run stopped."""
+        config, split, folders = self.config, self.train_split, self.folders
+        done = self.step - (epoch - 1) * self.steps_per_epoch  # batches of this epoch already run
+        rng = np.random.default_rng([config.seed, epoch])
+        order = rng.permutation(len(split))[done * config.batch_size:]
+        crops = draw_crops(rng, len(split), config.crop_min, config.crop_max) if config.crop else None
+        # An interrupted epoch's sums are saved beside its checkpoint, so the resumed epoch
+        # reports over all its batches, not only the last ones.
+        sums = (_read_epoch_progress(folders.epoch_progress, self.step) if done else None) \
+            or PassSums()
+        monitor = StepMonitor(summaries, epoch, config.epochs, len(split),
+                              min(done * config.batch_size, len(split)), progress)
+        try:
+            for values in run_pass(self.session, self.model,
+                                   batches(split.images, split.labels, config.batch_size, order,
+                                           crops), sums, train=True, step_details=True):
+                self.step = values["global_step"]
+                monitor.after_step(values, sums)
+                # The epoch's last step goes on to validation and the epoch's checkpoint.
+                if self.stop.requested and self.step % self.steps_per_epoch != 0:
+                    self._save_latest()
+                    write_json(folders.epoch_progress, dict(dataclasses.asdict(sums),
+                                                            step=self.step))
+                    raise self._interrupted(f"at step {self.step} (epoch {epoch})")
         finally:
-            bar.close()
+            monitor.close()
+        return sums.result()
 
-    def _save_latest(self, session, step: int):
-        self.latest_saver.save(session, os.path.join(self.dirs.checkpoints, LATEST, "model"),
-                               global_step=step, write_meta_graph=False)
+    def _end_epoch(self, epoch: int, trained: PassResult, validated: Dict[str, float],
+                   history: List[dict], elapsed: float, log: RunLog, summaries: Summaries):
+        """Records an epoch: its metrics row, summaries, checkpoints and log line."""
+        config = self.config
+        row = {"epoch": epoch,
+               "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "elapsed_s": round(elapsed, 2), "train_loss": trained.loss,
+               "train_error": trained.error}
+        row.update({"validation_" + k: v for k, v in validated.items()
+                    if not k.startswith("accuracy")})
+        row.update(grad_norm_mean=float(trained.grad_norms.mean()),
+                   grad_norm_max=float(trained.grad_norms.max()))
+        improved = validated["error"] < min((float(r["validation_error"]) for r in history),
+                                            default=math.inf)
+        history.append(row)
+        self._check_weights(f"at the end of epoch {epoch}")
+        # Metrics first, then the checkpoints: a crash in between leaves a row the resumed
+        # run drops and redoes, never a checkpoint without its row.
+        write_csv(self.folders.metrics, history)
+        summaries.epoch(self.step, trained, validated)
+        if improved:
+            self.best_saver.save(self.session, os.path.join(self.folders.best, "model"),
+                                 global_step=epoch, write_meta_graph=False)
+        self._save_latest()
+        log("epoch %d/%d  %.1fs  train loss %.4f error %.2f%%  validation loss %.4f error %.2f%%%s"
+            "  grad norm mean %.3f max %.3f%s", epoch, config.epochs, row["elapsed_s"],
+            trained.loss, 100 * trained.error, validated["loss"], 100 * validated["error"],
+            f" (cropped {100 * validated['error_cropped']:.2f}%)" if config.crop else "",
+            row["grad_norm_mean"], row["grad_norm_max"], "  *best*" if improved else "")
 
-    def _test(self, session, metrics, started) -> Dict[str, object]:
+    def _final_test(self, history: List[dict], elapsed: float, log: RunLog) -> Dict[str, object]:
         """Measures the best checkpoint on validation and, once per run, on test."""
-        dirs, log = self.dirs, self.log
-        best_row = min(metrics, key=lambda r: float(r["validation_error"]))
-        best_prefix = tf.train.latest_checkpoint(os.path.join(dirs.checkpoints, BEST))
-        self.best_saver.restore(session, best_prefix)
-        results = {"run": dirs.name, "best_epoch": int(best_row["epoch"]),
-                   "checkpoint": best_prefix, "train_seconds": round(time.time() - started, 1)}
-        for split_name in ("validation", "test"):
-            measured = measure(session, self.model, getattr(self.mnist, split_name))
-            results.update({f"{split_name}_{k}": v for k, v in measured.items()})
-        write_atomic(os.path.join(dirs.logs, RESULTS_FILE),
-                     json.dumps(results, indent=2, sort_keys=True) + "\n")
-        log.info("done in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
-                 "(test accuracy %.2f%%)%s", results["train_seconds"], results["best_epoch"],
-                 best_prefix, 100 * results["validation_error"], 100 * results["test_error"],
-                 100 * results["test_accuracy"],
-                 (f"; cropped test error {100 * results['test_error_cropped']:.2f}%"
-                  if self.config.crop else ""))
+        folders = self.folders
+        best_row = min(history, key=lambda r: float(r["validation_error"]))
+        best_prefix = checkpoints.latest_in(folders.best)
+        self.best_saver.restore(self.session, best_prefix)
+        results = {"run": folders.name, "best_epoch": int(best_row["epoch"]),
+                   "checkpoint": best_prefix, "train_seconds": round(elapsed, 1)}
+        with self.stop.at_once("during the final test: training is complete; measure the best "
+                               f"checkpoint with python scripts/eval.py --checkpoint "
+                               f"{os.path.abspath(folders.checkpoints)}, or rerun the test"):
+            for split_name in ("validation", "test"):
+                measured = measure(self.session, self.model, getattr(self.mnist, split_name))
+                results.update({f"{split_name}_{k}": v for k, v in measured.items()})
+        write_json(folders.results, results)
+        plot_runs([folders.logs], folders.curves)
+        log("done in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
+            "(test accuracy %.2f%%)%s", results["train_seconds"], results["best_epoch"],
+            best_prefix, 100 * results["validation_error"], 100 * results["test_error"],
+            100 * results["test_accuracy"],
+            f"; cropped test error {100 * results['test_error_cropped']:.2f}%"
+            if self.config.crop else "")
         return results
 
+    def _save_latest(self):
+        self._check_weights(f"at step {self.step}")
+        self.latest_saver.save(self.session, os.path.join(self.folders.latest, "model"),
+                               global_step=self.step, write_meta_graph=False)
+        self.saved_any = True
 
-class _StopOnSignals:
-    """While active, SIGINT and SIGTERM only ask the run to stop after the current step."""
+    def _check_weights(self, when: str):
+        """Refuses to save non-finite weights: the last good checkpoint stays the latest."""
+        if not self.session.run(self.weights_finite):
+            raise TrainingDiverged(f"the weights became NaN or infinite {when}; stopped")
 
-    def __init__(self, run: _Run):
-        self.run, self.previous = run, {}
+    def _interrupted(self, where: str) -> TrainingInterrupted:
+        return TrainingInterrupted(
+            f"{self.stop.requested} {where}: the latest checkpoint is saved; "
+            f"continue with: {self.folders.resume_command()}")
+
+
+class _StopRequest:
+    """While active, SIGINT and SIGTERM only ask the run to stop at the next safe point; inside
+    `at_once` (where nothing is being written) they stop it immediately."""
+
+    def __init__(self):
+        self.requested: Optional[str] = None  # the signal's name, once one arrived
+        self.previous, self.immediately = {}, None
 
     def __enter__(self):
         for number in (signal.SIGINT, signal.SIGTERM):
-            self.previous[number] = signal.signal(number, self._request_stop)
+            self.previous[number] = signal.signal(number, self._on_signal)
         return self
 
-    def _request_stop(self, number, frame):
-        self.run.stop_signal = signal.Signals(number).name
+    def _on_signal(self, number, frame):
+        self.requested = signal.Signals(number).name
+        if self.immediately:
+            raise TrainingInterrupted(f"{self.requested} {self.immediately}")
+
+    @contextlib.contextmanager
+    def at_once(self, where: str):
+        if self.requested:
+            raise TrainingInterrupted(f"{self.requested} {where}")
+        self.immediately = where
+        try:
+            yield
+        finally:
+            self.immediately = None
 
     def __exit__(self, *exc_info):
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
 
-def _write_scalars(writer: tf.summary.FileWriter, step: int, values: Dict[str, float]):
-    summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
-                                for tag, value in values.items()])
-    writer.add_summary(summary, step)
+@contextlib.contextmanager
+def _one_line_errors(folders: RunFolders):
+    """Turns what the system refuses while a run trains (a full disk, memory, a TensorFlow error)
+    into one line naming the run's last good checkpoint."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise UserError(_failure(folders, f"{error.filename}: no space left on device",
+                                     "free some space, then")) from None
+        raise UserError(_failure(folders, f"{error.filename}: {error.strerror}")) from None
+    except tf.errors.OpError as error:
+        problem = checkpoints.first_line(error)
+        if "No space left" in problem:
+            raise UserError(_failure(folders, problem, "free some space, then")) from None
+        raise UserError(_failure(folders, problem)) from None
 
 
-def _read_progress(path: str, step: int) -> Optional[PassSums]:
+def _failure(folders: RunFolders, problem: str, advice: str = "") -> str:
+    try:
+        latest = checkpoints.latest_in(folders.latest) if os.path.isdir(folders.latest) else None
+    except UserError:
+        latest = None
+    if not latest:
+        return problem
+    return (f"{problem}; the last good checkpoint is {latest}"
+            + (f"; {advice} continue with: {folders.resume_command()}" if advice else ""))
+
+
+def _check_memory(config: Config, variables):
+    """Refuses a model whose weights, Adam moments, gradients and saved activations would not fit
+    in this machine's memory, before TensorFlow tries to allocate them."""
+    weights = sum(int(np.prod(v.shape.as_list())) for v in variables)
+    directions = 2 if config.bidirectional else 1
+    # The forward loop keeps 6 values per unit and step (4 gates, cell, output) for backprop.
+    activations = config.batch_size * 28 * directions * 6 * sum(config.hidden)
+    needed = 4 * (4 * weights + 3 * activations)  # float32
+    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > available:
+        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights "
+                          f"with their optimizer state), more than this machine's "
+                          f"{available / 2 ** 30:.0f} GiB; choose smaller --hidden or --batch-size")
+
+
+def _read_epoch_progress(path: str, step: int) -> Optional[PassSums]:
     """The saved sums of an interrupted epoch, if they belong to the checkpoint at `step`."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            saved = json.load(stream)
+        saved = read_json(path)
         return PassSums(**saved) if saved.pop("step", None) == step else None
     except (OSError, ValueError, TypeError, AttributeError):
         return None
-
-
-def _read_metrics(path: str) -> List[Dict[str, str]]:
-    try:
-        with open(path, encoding="utf-8", newline="") as stream:
-            return list(csv.DictReader(stream))
-    except OSError:
-        return []
-
-
-def _write_metrics(path: str, rows: List[Dict[str, object]]):
-    """Rewrites the whole CSV atomically, so a crash never leaves a half-written row."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_atomic(path, buffer.getvalue())
-
-
-def _make_logger(path: str, echo: bool) -> logging.Logger:
-    log = logging.getLogger(f"lstm_mnist.run.{path}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
-    handlers = [logging.FileHandler(path, encoding="utf-8")]
-    if echo:
-        handlers.append(_EchoHandler(sys.stdout))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        log.addHandler(handler)
-    return log
-
-
-class _EchoHandler(logging.StreamHandler):
-    """Prints log lines above a progress bar, if one is showing, instead of through it."""
-
-    def emit(self, record):
-        tqdm.write(self.format(record), file=self.stream)
-
-
-def _close_logger(log: logging.Logger):
-    for handler in list(log.handlers):
-        handler.close()
-        log.removeHandler(handler)

@@ -10,7 +10,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lstm_mnist import cli  # noqa: E402
-from lstm_mnist.evaluate import evaluate_checkpoint  # noqa: E402
 
 
 def main(argv):
@@ -30,6 +29,7 @@ def main(argv):
                         help="also write the test set's confusion_matrix.csv, confusion_matrix.png "
                              "and worst_errors.png (its most confident mistakes) into DIR")
     args = parser.parse_args(argv)
+    from lstm_mnist.evaluate import evaluate_checkpoint  # imports TensorFlow: flags first
     results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report)
     if args.json:
         print(json.dumps(results, sort_keys=True))

@@ -11,7 +11,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lstm_mnist import cli  # noqa: E402
 from lstm_mnist.errors import UserError  # noqa: E402
-from lstm_mnist.trainer import resume, train  # noqa: E402
 
 
 def main(argv):
@@ -39,10 +38,14 @@ def main(argv):
     if args.resume:
         if args.run_name or args.overwrite:
             raise UserError("--resume continues an existing run: drop --run-name and --overwrite")
-        resume(args.resume, logdir=args.logdir, data_dir=args.data_dir,
-               changes=cli.config_changes(args), progress=progress)
+        changes = cli.config_changes(args)
+        from lstm_mnist.trainer import resume  # imports TensorFlow: flags first
+        resume(args.resume, logdir=args.logdir, data_dir=args.data_dir, changes=changes,
+               progress=progress)
         return
-    train(cli.config_from_args(args), run_name=args.run_name, logdir=args.logdir,
+    config = cli.config_from_args(args)
+    from lstm_mnist.trainer import train  # imports TensorFlow: flags first
+    train(config, run_name=args.run_name, logdir=args.logdir,
           checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir, overwrite=args.overwrite,
           progress=progress)
 

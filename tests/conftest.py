@@ -36,10 +36,22 @@ def write_mnist(folder, train_count=12, test_count=4, gzipped=True, seed=0):
     return arrays
 
 
-def run_script(script, *args, cwd=None):
-    """Runs scripts/<script> in a subprocess; returns the CompletedProcess (text output)."""
+def user_environment(**changes):
+    """os.environ as a user's shell has it: without TF_* variables, PYTHONWARNINGS or
+    LSTM_MNIST_VERBOSE, which would hide or show TensorFlow's own messages; plus `changes`."""
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("TF_")
+                   and name not in ("PYTHONWARNINGS", "LSTM_MNIST_VERBOSE")}
+    environment.update(changes)
+    return environment
+
+
+def run_script(script, *args, cwd=None, env=None):
+    """Runs scripts/<script> in a subprocess as a user would (`user_environment()` unless `env`);
+    returns the CompletedProcess (text output)."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
+                          capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env=user_environment() if env is None else env)
 
 
 @pytest.fixture(scope="session")

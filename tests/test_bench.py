@@ -1,13 +1,17 @@
 """The benchmark's reference models are correct, and bench.py returns well-formed numbers."""
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 from benchmarks.references import BlockLSTMStack, NaiveLoopStack
-from conftest import run_script
+from conftest import ROOT, run_script
 from lstm_mnist.lstm import LSTMStack
 
 
@@ -48,10 +52,37 @@ def test_bench_runs_and_reports_well_formed_numbers():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [c["name"] for c in report["configs"]] == ["part1", "part2", "part2-bidir"]
+    with_torch = importlib.util.find_spec("torch") is not None
+    keys = ["ours_examples_per_s", "blocklstm_examples_per_s", "naive_examples_per_s",
+            "ratio_vs_blocklstm", "peak_rss_mb"]
+    if with_torch:  # PyTorch's mirror took its turns, with as many threads as TensorFlow's cores
+        keys += ["torch_examples_per_s", "ratio_vs_torch"]
+        assert report["torch"]["threads"] == len(os.sched_getaffinity(0))
+    else:
+        assert "torch is not installed" in report["torch_skipped"]
     for config in report["configs"]:
-        for key in ("ours_examples_per_s", "blocklstm_examples_per_s", "naive_examples_per_s",
-                    "ratio_vs_blocklstm", "peak_rss_mb"):
+        for key in keys:
             assert np.isfinite(config[key]) and config[key] > 0, key
         assert config["ratio_vs_blocklstm"] == pytest.approx(
             config["ours_examples_per_s"] / config["blocklstm_examples_per_s"])
+        if with_torch:
+            assert config["ratio_vs_torch"] == pytest.approx(
+                config["ours_examples_per_s"] / config["torch_examples_per_s"])
+            assert config["inference"]["torch"] > 0
         assert 0 < config["input_share"] < 1
+
+
+def test_bench_without_torch_says_the_reference_is_skipped():
+    # sys.modules["torch"] = None is how Python spells "not installed" for one process.
+    run_bench = ("import runpy, sys; sys.modules['torch'] = None; sys.argv[0] = {script!r}; "
+                 "runpy.run_path({script!r}, run_name='__main__')")
+    script = os.path.join(ROOT, "scripts", "bench.py")
+    result = subprocess.run(
+        [sys.executable, "-c", run_bench.format(script=script), "--configs", "part1",
+         "--seconds", "0", "--repeats", "1"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "PyTorch reference skipped: torch is not installed" in result.stderr
+    assert "pip install torch --index-url" in result.stderr  # how to get a CPU build
+    header, _, row = result.stdout.splitlines()[:3]
+    assert "ours/BlockLSTM" in header and "PyTorch" not in header
+    assert row.startswith("| part1 |") and row.count("|") == header.count("|")

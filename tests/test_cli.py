@@ -1,31 +1,126 @@
-"""The command-line scripts: one-line errors for bad input, and eval.py reproducing a run."""
+"""The command-line scripts: quiet and instant, one-line errors for bad input, and eval.py
+reproducing a run."""
 
 import dataclasses
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import run_script, write_mnist
+from conftest import ROOT, run_script, user_environment, write_mnist
 from lstm_mnist import cli
 from lstm_mnist.config import Config
 
+SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py")
+# Modules that neither build nor run graphs, and so must not import TensorFlow.
+TENSORFLOW_FREE = ("lstm_mnist", "lstm_mnist.cli", "lstm_mnist.config", "lstm_mnist.data",
+                   "lstm_mnist.errors", "lstm_mnist.figures", "lstm_mnist.files",
+                   "lstm_mnist.images", "lstm_mnist.plots", "lstm_mnist.runs",
+                   "lstm_mnist.sequences")
+
 
 def _assert_one_line_error(result, *fragments):
+    """The script failed and its whole stderr is one line holding every fragment."""
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()
-             and not _is_tensorflow_noise(line)]
+    lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 
 
-def _is_tensorflow_noise(line):
-    """TensorFlow's own start-up lines on stderr (absl logging, deprecation notices)."""
-    return (line[:1] in "IWE" and line[1:5].isdigit()) or line.startswith(
-        ("WARNING:", "Instructions for updating", "non-resource variables", "To enable the",
-         "WARNING: All log messages"))
+def _run_python(code, **environment):
+    """Runs `python -c code` in the repository as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600, env=user_environment(**environment))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_is_instant_and_prints_only_the_scripts_own_text(script):
+    start = time.monotonic()
+    result = run_script(script, "--help")
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"usage: {script} ")
+    assert "--verbose" in result.stdout
+    assert elapsed < 1.0, f"{script} --help took {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("script,needed", [
+    ("train.py", []), ("eval.py", ["--checkpoint", "checkpoints/part1"]),
+    ("predict.py", ["--checkpoint", "checkpoints/part1", "digit.png"]), ("plot.py", ["logs/part1"])])
+def test_a_bad_flag_is_instant_and_one_line(script, needed):
+    start = time.monotonic()
+    result = run_script(script, *needed, "--bogus", cwd=ROOT)
+    elapsed = time.monotonic() - start
+    _assert_one_line_error(result, f"{script}: error: ", "--bogus", "(see --help)")
+    assert result.returncode == 2 and result.stdout == ""
+    assert elapsed < 1.0, f"{script} --bogus took {elapsed:.2f} s"
+
+
+def test_the_package_and_modules_without_graphs_do_not_import_tensorflow():
+    result = _run_python(f"import sys; import {', '.join(TENSORFLOW_FREE)}; "
+                         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]" and result.stderr == ""
+
+
+def test_tensorflow_is_quiet_unless_asked():
+    quiet = _run_python("from lstm_mnist.tf1 import tf; tf.Session().close()")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    # The deprecation notice that disable_v2_behavior() logs comes back with LSTM_MNIST_VERBOSE.
+    loud = _run_python("from lstm_mnist.tf1 import tf", LSTM_MNIST_VERBOSE="1")
+    assert loud.returncode == 0 and "disable_resource_variables" in loud.stderr
+
+
+def test_a_failing_tensorflow_import_shows_what_tensorflow_printed(tmp_path):
+    fake = tmp_path / "tensorflow"  # shadows the real one: logs from C, as TF does, then breaks
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\nos.write(2, b'E0000 libtensorflow.so: symbol lookup error\\n')\n"
+        "raise RuntimeError('broken build')\n")
+    result = _run_python("import lstm_mnist.tf1", PYTHONPATH=str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("E0000 libtensorflow.so: symbol lookup error\nTraceback")
+    assert result.stderr.endswith("RuntimeError: broken build\n")
+
+
+def test_the_verbose_flag_lets_tensorflow_talk(tmp_path):
+    result = run_script("eval.py", "--checkpoint", str(tmp_path / "nowhere"), "--verbose")
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) > 1 and "disable_resource_variables" in result.stderr
+    assert lines[-1] == f"eval.py: error: {tmp_path / 'nowhere'}: no such checkpoint or folder"
+
+
+def test_both_tensorflow_wheels_in_one_environment_get_a_one_line_warning(monkeypatch, capsys):
+    from lstm_mnist import tf1
+    tf1._warn_about_rival_wheels()  # this environment has one of them
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(tf1.metadata, "version", lambda name: "2.21.0")
+    tf1._warn_about_rival_wheels()
+    assert capsys.readouterr().err == (
+        "lstm_mnist: warning: tensorflow 2.21.0 and tensorflow-cpu 2.21.0 are both installed and "
+        "overwrite each other's files: make a fresh environment with one "
+        '(pip install -e ".[cpu]" or pip install -e ".[gpu]")\n')
+
+
+def test_a_missing_tensorflow_is_one_line_naming_the_install_command():
+    script = os.path.join(ROOT, "scripts", "eval.py")
+    # An import hook that finds no TensorFlow, as in an environment where it is not installed.
+    result = _run_python(
+        "import runpy, sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+        f"sys.argv = [{script!r}, '--checkpoint', 'checkpoints/part1']\n"
+        f"runpy.run_path({script!r}, run_name='__main__')\n")
+    _assert_one_line_error(result, "eval.py: error: TensorFlow is not installed for ",
+                           'pip install -e ".[cpu]"')
+    assert result.returncode == 2
 
 
 def _config_parser():
@@ -144,14 +239,13 @@ def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
 
 @pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
 def test_eval_reproduces_each_committed_reference_run(run):
-    from conftest import ROOT
     results_file = os.path.join(ROOT, "logs", run, "results.json")
     if not os.path.exists(results_file):
         pytest.skip(f"reference run {run} is not committed")
     logged = json.loads(open(results_file).read())
     evaluated = run_script("eval.py", "--checkpoint", os.path.join("checkpoints", run), "--json",
                            cwd=ROOT)
-    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.returncode == 0 and evaluated.stderr == "", evaluated.stderr
     numbers = json.loads(evaluated.stdout)
     assert numbers["checkpoint"] == logged["checkpoint"]
     for key, value in logged.items():

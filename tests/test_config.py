@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                                      {"batch_size": 0}, {"lr": 0.0}, {"crop_min": 29},
                                      {"crop_min": 26, "crop_max": 25}, {"clip": -1.0},
                                      {"layers": 3, "hidden": (8, 8)}, {"hidden": (8, 0)},
-                                     {"lr_schedule": "linear"}])
+                                     {"lr_schedule": "linear"}, {"seed": -1},
+                                     {"crop_seed": 2 ** 32}])
 def test_config_rejects_bad_values(changes):
     with pytest.raises(ConfigError):
         tiny_config(**changes)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
-from benchmarks.references import last_valid
+from benchmarks.references import block_lstm, last_valid
 from lstm_mnist.lstm import (FORGET_BIAS, Chain, LSTMStack, LSTMState, create_lstm_weights,
                              lstm_step, lstm_step_backward, project_inputs, run_chains)
 from lstm_mnist.packing import PackedLayout
@@ -35,12 +35,6 @@ def numpy_lstm(x, w_x, w_h, b):
     return np.stack(outputs), c
 
 
-def _to_block_order(matrix):
-    """Our gate columns (i, f, o, g) in BlockLSTM's order (i, g, f, o)."""
-    i, f, o, g = tf.split(matrix, 4, axis=-1)
-    return tf.concat([i, g, f, o], axis=-1)
-
-
 def _random_inputs(time, batch, seed=0):
     return np.random.default_rng(seed).normal(size=(time, batch, INPUT_SIZE)).astype(np.float32)
 
@@ -53,13 +47,8 @@ def test_matches_fused_block_lstm_outputs_states_and_gradients(time, batch, hidd
         stack = LSTMStack(INPUT_SIZE, [hidden])
         ours = stack(inputs, tf.fill([batch], time))
         weights = stack.layers[0][0]
-        zeros_state, zeros_peephole = tf.zeros([batch, hidden]), tf.zeros([hidden])
-        reference = tf.raw_ops.BlockLSTM(
-            seq_len_max=tf.constant(time, tf.int64), x=inputs, cs_prev=zeros_state,
-            h_prev=zeros_state, w=_to_block_order(tf.concat([weights.w_x, weights.w_h], axis=0)),
-            wci=zeros_peephole, wcf=zeros_peephole, wco=zeros_peephole,
-            b=_to_block_order(weights.b), forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
-        reference_h, reference_c = reference[6], reference[1]
+        reference = block_lstm(weights, inputs)
+        reference_h, reference_c = reference.h, reference.cs
         # A loss that weighs every step and unit differently, so gradients are not symmetric.
         mix = tf.constant(np.random.default_rng(1).normal(size=(time, batch, hidden)), tf.float32)
         wrt = [inputs, weights.w_x, weights.w_h, weights.b]

@@ -1,4 +1,4 @@
-"""Issue 5: learning-curve plots, predicting image files, and the evaluation report."""
+"""Learning-curve plots, predicting image files, and the evaluation report."""
 
 import csv
 import json
@@ -11,10 +11,11 @@ from PIL import Image, ImageOps
 
 from conftest import ROOT, run_script
 from lstm_mnist.config import tiny_config
-from lstm_mnist.plots import MetricsError, plot_runs, read_metrics
-from lstm_mnist.predict import INK_THRESHOLD, Classifier, ImageError, predict_files, to_mnist
+from lstm_mnist.images import INK_THRESHOLD, MAX_PIXELS, ImageError, read_digit, to_mnist
+from lstm_mnist.plots import MetricsError, curves_figure, log_ticks, plot_runs, read_metrics
+from lstm_mnist.predict import Classifier, Prediction, predict_files
 from lstm_mnist.report import worst_errors, write_report
-from test_cli import _assert_one_line_error, _is_tensorflow_noise
+from test_cli import _assert_one_line_error
 
 PART1 = os.path.join(ROOT, "checkpoints", "part1")
 
@@ -37,11 +38,6 @@ def _grey(digit):
 def _save(image, path):
     image.save(path)
     return str(path)
-
-
-def _stderr_lines(result):
-    return [line for line in result.stderr.splitlines()
-            if line.strip() and not _is_tensorflow_noise(line)]
 
 
 _ONE_PIXEL_SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
@@ -69,24 +65,111 @@ def _forms(digit):
             "rgb": Image.fromarray(np.round(rgb).astype(np.uint8)), "off-centre": canvas}
 
 
-def test_part1_checkpoint_predicts_real_digits_in_every_form(mnist, tmp_path):
+@pytest.fixture(scope="module")
+def part1():
+    """The committed Part 1 model and 10 test digits it gets right as they are (so that a miss on
+    another form of them is the image handling's): `(classifier, indices)`."""
     if not os.path.isdir(os.path.join(PART1, "best")):
         pytest.skip("checkpoints/part1 is not trained yet")
+    from lstm_mnist.data import load_mnist
+    test = load_mnist().test
     with Classifier(PART1) as classifier:
-        # Digits the model gets right as they are, so that a miss below is the image handling's.
-        plain = classifier.probabilities(mnist.test.images[:20]).argmax(axis=1)
-        chosen = np.flatnonzero(plain == mnist.test.labels[:20])[:10]
+        plain = classifier.probabilities(test.images[:20]).argmax(axis=1)
+        chosen = np.flatnonzero(plain == test.labels[:20])[:10]
         assert len(chosen) == 10
-        paths, expected = [], []
-        for index in chosen:
-            for form, image in _forms(mnist.test.images[index]).items():
-                paths.append(_save(image, tmp_path / f"{index}-{form}.png"))
-                expected.append(mnist.test.labels[index])
-        predictions, errors = predict_files(classifier, paths)
-    assert not errors
-    assert [p.file for p in predictions] == paths
-    wrong = [f"{p.file}: {p.digit}" for p, label in zip(predictions, expected) if p.digit != label]
-    assert not wrong
+        yield classifier, chosen
+
+
+def _predict_forms(classifier, mnist, indices, forms, folder, suffix=".png", **save_args):
+    """Saves `forms(digit)` of each test digit, predicts the files; returns the wrong ones."""
+    paths, expected = [], []
+    for index in indices:
+        for form, image in forms(mnist.test.images[index]).items():
+            path = os.path.join(folder, f"{index}-{form}{suffix}")
+            image.save(path, **save_args.get(form, {}))
+            paths.append(path)
+            expected.append(mnist.test.labels[index])
+    answers = predict_files(classifier, paths)
+    assert [answer.file for answer in answers] == paths
+    assert all(isinstance(answer, Prediction) for answer in answers), answers
+    return [f"{p.file}: {p.digit}" for p, label in zip(answers, expected) if p.digit != label]
+
+
+def test_part1_checkpoint_predicts_real_digits_in_every_form(part1, mnist, tmp_path):
+    classifier, chosen = part1
+    assert not _predict_forms(classifier, mnist, chosen, _forms, tmp_path)
+
+
+def _transparent_forms(digit):
+    """One digit as drawing apps export it: strokes in the alpha channel of a transparent canvas,
+    over invisible pixels of some colour."""
+    alpha = np.pad(np.round(255 * digit).astype(np.uint8), 6)
+    shape = alpha.shape + (3,)
+
+    def canvas(strokes, invisible):
+        rgb = np.where(alpha[..., None] > 0, strokes, invisible) * np.ones(shape)
+        return Image.fromarray(np.dstack([rgb.astype(np.uint8), alpha]), "RGBA")
+
+    black = np.zeros_like(alpha)
+    return {"black-strokes": canvas((0, 0, 0), (0, 0, 0)),
+            "blue-strokes-on-white": canvas((20, 30, 120), (255, 255, 255)),
+            "white-strokes": canvas((255, 255, 255), (255, 255, 255)),
+            "grey-alpha": Image.fromarray(np.dstack([black, alpha]), "LA")}
+
+
+def test_part1_checkpoint_predicts_digits_drawn_on_a_transparent_canvas(part1, mnist, tmp_path):
+    classifier, chosen = part1
+    assert not _predict_forms(classifier, mnist, chosen, _transparent_forms, tmp_path)
+    # Without the alpha channel, canvases with strokes the colour of the invisible pixels are
+    # one flat colour: nothing to read.
+    forms = _transparent_forms(mnist.test.images[chosen[0]])
+    for name in ("black-strokes", "white-strokes", "grey-alpha"):
+        with pytest.raises(ImageError, match="image is empty"):
+            to_mnist(forms[name].convert("RGBA").convert("RGB"))
+
+
+# EXIF orientation tag -> how the camera stored the pixels of an upright picture: turned so that
+# the tag's turn (6: 90 degrees clockwise, 8: counter-clockwise, 3: half a turn) makes it upright.
+STORED_TURN = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270,
+               3: Image.Transpose.ROTATE_180}
+
+
+def _phone_photos(digit):
+    """One digit as phone photos store it: dark ink on white paper, sideways or upside down."""
+    upright = ImageOps.invert(_grey(digit)).resize((112, 112), Image.BICUBIC).convert("RGB")
+    return {f"orientation-{tag}": upright.transpose(turn) for tag, turn in STORED_TURN.items()}
+
+
+def _exif(tag):
+    exif = Image.Exif()
+    exif[0x0112] = tag  # Orientation
+    return {"exif": exif.tobytes(), "quality": 95}
+
+
+def test_part1_checkpoint_predicts_exif_rotated_jpegs_upright(part1, mnist, tmp_path):
+    classifier, chosen = part1
+    tags = {f"orientation-{tag}": _exif(tag) for tag in STORED_TURN}
+    assert not _predict_forms(classifier, mnist, chosen, _phone_photos, tmp_path, ".jpg", **tags)
+    # The same pixels without the tag are read sideways or upside down, and many go wrong.
+    (tmp_path / "untagged").mkdir()
+    wrong = _predict_forms(classifier, mnist, chosen, _phone_photos, tmp_path / "untagged", ".jpg")
+    assert len(wrong) >= 10, wrong
+
+
+def test_read_digit_refuses_an_image_over_the_size_limit_in_one_line(tmp_path):
+    large = str(tmp_path / "large.png")
+    Image.new("1", (8000, MAX_PIXELS // 8000 + 1)).save(large)  # bilevel: a small file
+    with pytest.raises(ImageError) as caught:
+        read_digit(large)
+    assert str(caught.value) == (f"{large}: image too large (8000 x {MAX_PIXELS // 8000 + 1} "
+                                 "pixels): the limit is 50 megapixels; scale it down or crop it "
+                                 "to the digit")
+    # Pillow refuses images over twice its own limit as it opens them: the same message.
+    huge = str(tmp_path / "huge.png")
+    Image.new("1", (2 * Image.MAX_IMAGE_PIXELS // 10000 + 1, 10000)).save(huge)
+    with pytest.raises(ImageError, match=r"huge.png: image too large \(more than \d+ megapixels"
+                                         r"\): the limit is 50 megapixels"):
+        read_digit(huge)
 
 
 def test_to_mnist_leaves_an_mnist_digit_almost_unchanged(mnist):
@@ -122,17 +205,22 @@ def test_to_mnist_rejects_an_image_without_ink(colour):
         to_mnist(Image.new("L" if isinstance(colour, int) else "RGB", (40, 30), colour))
 
 
+def _bad_files(folder):
+    """An empty image and a file that is no image at all."""
+    blank = _save(Image.new("L", (40, 40), 255), folder / "blank.png")
+    not_image = folder / "notes.png"
+    not_image.write_text("not an image\n")
+    return blank, str(not_image)
+
+
 def test_predict_script_reports_bad_files_in_one_line_each_and_predicts_the_others(
         tiny_checkpoint, mnist, tmp_path):
     good = [_save(_grey(mnist.test.images[i]), tmp_path / f"digit{i}.png") for i in range(2)]
-    blank = _save(Image.new("L", (40, 40), 255), tmp_path / "blank.png")
-    not_image = tmp_path / "notes.png"
-    not_image.write_text("not an image\n")
+    blank, not_image = _bad_files(tmp_path)
     result = run_script("predict.py", "--checkpoint", tiny_checkpoint, good[0], blank,
-                        str(not_image), good[1])
+                        not_image, good[1])
     assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert _stderr_lines(result) == [
+    assert result.stderr.splitlines() == [
         f"predict.py: error: {blank}: image is empty (no digit found)",
         f"predict.py: error: {not_image}: cannot read image (not an image format Pillow knows)"]
     lines = result.stdout.splitlines()
@@ -147,14 +235,18 @@ def test_predict_script_reports_bad_files_in_one_line_each_and_predicts_the_othe
         assert float(match.group(2)) == max(probabilities)
 
 
-def test_predict_script_json_has_ten_probabilities_summing_to_one(tiny_checkpoint, mnist,
-                                                                  tmp_path):
+def test_predict_script_json_has_one_object_per_image_in_order(tiny_checkpoint, mnist, tmp_path):
     paths = [_save(_grey(mnist.test.images[i]), tmp_path / f"digit{i}.png") for i in range(3)]
+    blank, not_image = _bad_files(tmp_path)
+    paths[1:1] = [blank, not_image]
     result = run_script("predict.py", "--checkpoint", tiny_checkpoint, "--json", *paths)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr == ""
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["file"] for o in objects] == paths
-    for obj in objects:
+    assert objects[1:3] == [
+        {"file": blank, "error": "image is empty (no digit found)"},
+        {"file": not_image, "error": "cannot read image (not an image format Pillow knows)"}]
+    for obj in objects[:1] + objects[3:]:
         assert set(obj) == {"file", "digit", "probabilities"}
         assert len(obj["probabilities"]) == 10
         assert sum(obj["probabilities"]) == pytest.approx(1.0, abs=1e-5)
@@ -218,6 +310,34 @@ def test_plot_draws_every_curve_of_every_run_from_its_metrics(tmp_path):
     assert sorted(legend) == sorted(expected)
 
 
+def test_log_axes_are_labelled_in_plain_percent_and_numbers(tmp_path):
+    errors = np.array([0.25, 0.1, 0.04, 0.015, 0.008, 0.004])  # 25% down to 0.4%
+    runs = {"run": {"epoch": np.arange(1.0, 7.0), "train_error": errors, "validation_error": errors,
+                    "train_loss": 4 * errors, "validation_loss": 4 * errors}}
+    figure = curves_figure(runs)
+    figure.canvas.draw()
+    error_axes, loss_axes = figure.axes
+    labels = [label.get_text() for label in error_axes.get_yticklabels() if label.get_visible()]
+    low, high = error_axes.get_ylim()
+    assert labels == [f"{tick:g}%" for tick in log_ticks(low, high)]
+    assert {"0.5%", "1%", "2%", "5%", "10%", "20%"} <= set(labels)
+    assert {"0.02", "0.05", "0.1", "0.2", "0.5", "1"} <= {
+        label.get_text() for label in loss_axes.get_yticklabels()}
+
+
+@pytest.mark.parametrize("low,high,ticks", [
+    (0.3, 30, [0.5, 1, 2, 5, 10, 20]),
+    (2.2, 18, [3, 5, 10]),  # 5 and 10 alone are too few
+    (0.004, 0.3, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]),
+    (0.6, 2.5, [0.6, 0.7, 0.8, 0.9, 1, 2]),  # 1-2-5 would leave two labels
+    (0.62, 0.93, [0.7, 0.8, 0.9]),
+    (0.71, 0.84, [0.72, 0.74, 0.76, 0.78, 0.8, 0.82, 0.84]),  # none of 0.75, 0.8 is enough
+    (2.3013, 2.3089, [2.302, 2.304, 2.306, 2.308]),  # one epoch of a tiny model: a flat loss
+])
+def test_log_ticks_are_round_and_at_least_three_when_possible(low, high, ticks):
+    assert log_ticks(low, high) == ticks
+
+
 @pytest.mark.parametrize("content,fragment", [
     ("", "is empty"),
     ("epoch,timestamp,train_loss,train_error,validation_loss,validation_error\n", "no epochs yet"),
@@ -243,6 +363,12 @@ def test_plot_script_writes_curves_png_by_default_and_rejects_a_run_without_metr
     assert result.stdout.strip() == f"wrote {output}"
     with Image.open(output) as png:
         assert png.format == "PNG" and png.size == (1100, 450)
+    # What the trainer calls at the end of a run: the same file, replaced in place.
+    output.write_bytes(b"an older plot")
+    plot_runs([str(tmp_path / "run")])
+    with Image.open(output) as png:
+        assert png.format == "PNG" and png.size == (1100, 450)
+    assert sorted(os.listdir(tmp_path / "run")) == ["curves.png", "metrics.csv"]  # no temp file
 
     (tmp_path / "empty-run").mkdir()
     missing = run_script("plot.py", str(tmp_path / "run"), str(tmp_path / "empty-run"))

@@ -10,8 +10,17 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import Config, tiny_config
-from lstm_mnist.model import Model, PassSums
+from lstm_mnist.model import Model
+from lstm_mnist.passes import PassSums, run_pass
 from lstm_mnist.sequences import batches
+
+
+def _run(session, model, minibatches, train=False):
+    """One pass through `passes.run_pass`; returns its PassResult."""
+    sums = PassSums()
+    for _ in run_pass(session, model, minibatches, sums, train=train):
+        pass
+    return sums.result()
 
 
 def test_a_short_training_drives_the_loss_down_and_beats_chance(mnist):
@@ -23,13 +32,13 @@ def test_a_short_training_drives_the_loss_down_and_beats_chance(mnist):
         model = Model(config, config.optimizer(steps_per_epoch=47))
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
-            evaluate = lambda: model.run(session, batches(mnist.validation.images[:1000],
-                                                          mnist.validation.labels[:1000], 500))
+            evaluate = lambda: _run(session, model, batches(mnist.validation.images[:1000],
+                                                            mnist.validation.labels[:1000], 500))
             before = evaluate()
             rng = np.random.default_rng(0)
             for _ in range(2):
-                model.run(session, batches(train.images, train.labels, 64,
-                                           rng.permutation(len(train))), train=True)
+                _run(session, model, batches(train.images, train.labels, 64,
+                                             rng.permutation(len(train))), train=True)
             after = evaluate()
     assert before.error > 0.75  # an untrained model is near chance (90% error)
     assert after.loss < 0.6 * before.loss
@@ -64,14 +73,16 @@ def test_training_run_writes_logs_summaries_and_checkpoints(tmp_path):
     assert abs(results["validation_error"] - float(best_row["validation_error"])) < 1e-6
 
     tags = {}
-    for folder in ("train", "validation"):
-        for event_file in os.listdir(logs / folder):
-            for event in tf.train.summary_iterator(str(logs / folder / event_file)):
+    for stream in ("train", "validation", "steps"):
+        for event_file in os.listdir(logs / stream):
+            for event in tf.train.summary_iterator(str(logs / stream / event_file)):
                 for value in event.summary.value:
-                    tags.setdefault(folder, set()).add(value.tag)
-    assert {"loss", "accuracy"} <= tags["train"] & tags["validation"]
-    assert {"step/loss", "step/grad_norm"} <= tags["train"]
-    assert any(tag.startswith("step/grad_norm/lstm/layer_0/fw/w_h") for tag in tags["train"])
+                    tags.setdefault(stream, set()).add(value.tag)
+    # The same epoch tags in both streams, so TensorBoard overlays every curve.
+    assert tags["train"] == tags["validation"] == {"loss", "error", "accuracy"}
+    assert {"step/loss", "step/grad_norm", "step/learning_rate"} <= tags["steps"]
+    assert any(tag.startswith("step/grad_norm/lstm/layer_0/fw/w_h") for tag in tags["steps"])
+    assert (logs / "curves.png").stat().st_size > 0
 
 
 def test_pass_sums_weight_each_batch_by_its_size_and_survive_json():
@@ -82,7 +93,7 @@ def test_pass_sums_weight_each_batch_by_its_size_and_survive_json():
     resumed.add(mean_loss=0.25, correct=0, examples=1, grad_norm=2.0)
     result = resumed.result()
     assert result.loss == pytest.approx((4 * 1.0 + 0.25) / 5)
-    assert result.error == pytest.approx(1 - 3 / 5)
+    assert result.error == pytest.approx(1 - 3 / 5) and result.accuracy == pytest.approx(3 / 5)
     assert result.examples == 5 and list(result.grad_norms) == [0.5, 2.0]
 
 
@@ -99,7 +110,7 @@ def test_deep_cropped_model_builds_and_takes_a_training_step(mnist, bidirectiona
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             before = session.run(model.model_variables)
-            result = model.run(session, batches(images, labels, 16, crops=crops), train=True)
+            result = _run(session, model, batches(images, labels, 16, crops=crops), train=True)
             after = session.run(model.model_variables)
     width = 2 if bidirectional else 1
     assert shapes["lstm/layer_1/fw/w_x"] == [64 * width, 4 * 32]
@@ -122,7 +133,7 @@ def test_evaluation_is_deterministic_with_dropout_configured(mnist):
             first, second = (session.run(model.logits, feed) for _ in range(2))
             feed[model.dropout_rate] = 0.5
             dropped = session.run(model.logits, feed)
-            measured = [model.run(session, data).loss for _ in range(2)]
+            measured = [_run(session, model, data).loss for _ in range(2)]
     np.testing.assert_array_equal(first, second)
     assert np.abs(dropped - first).max() > 1e-3
     assert measured[0] == measured[1]

@@ -1,8 +1,10 @@
-"""Small helpers shared by the training loop, evaluation, the reports and the scripts."""
+"""Matplotlib figures made without pyplot and saved as PNGs of a known size in pixels."""
 
+import io
 import os
 
 from lstm_mnist.errors import UserError
+from lstm_mnist.files import write_atomic
 
 DPI = 100  # figure pixels per inch: a figure of w x h inches is saved as 100w x 100h pixels
 
@@ -21,9 +23,15 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(figure, path: str):
-    """Writes `figure` as a PNG of exactly its size in pixels, creating the folder if needed."""
+    """Writes `figure` as a PNG of exactly its size in pixels, creating the folder if needed.
+
+    The PNG is drawn in memory and renamed into place, so an interrupted save never leaves half
+    an image over an older one.
+    """
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        figure.savefig(path, format="png")
+        write_atomic(path, png.getvalue())
     except OSError as error:
         raise UserError(f"{path}: cannot write ({error.strerror})") from None
