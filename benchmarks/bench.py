@@ -38,8 +38,7 @@ class Candidate:
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
-            self.model = Model(config, training=True, steps_per_epoch=STEPS_PER_EPOCH,
-                               lstm_class=lstm_class)
+            self.model = Model(config, config.optimizer(STEPS_PER_EPOCH), lstm_class=lstm_class)
             initialize = tf.global_variables_initializer()
         self.session = tf.Session(graph=self.graph, config=session_config())
         self.session.run(initialize)

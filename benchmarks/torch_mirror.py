@@ -17,9 +17,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from lstm_mnist.config import PIXELS_PER_STEP, Config
+from lstm_mnist.config import Config
 from lstm_mnist.lstm import DIRECTIONS, FORGET_BIAS, NUM_GATES
 from lstm_mnist.model import NUM_CLASSES
+from lstm_mnist.sequences import PIXELS_PER_STEP
 
 # Gate blocks: ours are input | forget | output | candidate, PyTorch's input | forget | candidate |
 # output. The permutation is its own inverse, so it also maps PyTorch's order back to ours.

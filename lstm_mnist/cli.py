@@ -8,9 +8,9 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
-from lstm_mnist.config import LR_SCHEDULES, Config, ConfigError
+from lstm_mnist.config import Config, ModelConfig
 from lstm_mnist.errors import VERBOSE_VARIABLE, UserError
 
 
@@ -64,63 +64,32 @@ def parse_sizes(text: str) -> tuple:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser):
-    """Adds one flag per Config field. Flags not given parse as None (see `config_changes`)."""
-    d = Config()
-    model = parser.add_argument_group("model")
-    model.add_argument("--layers", type=int, help=f"number of stacked LSTM layers (default {d.layers})")
-    model.add_argument("--hidden", type=parse_sizes,
-                       help="units per layer, comma-separated; one value is used for every layer "
-                            f"(default {d.hidden[0]})")
-    model.add_argument("--bidirectional", action="store_true", default=None,
-                       help="give every layer a backward LSTM too")
-    model.add_argument("--head-hidden", type=int,
-                       help=f"units of the classifier's hidden ReLU layer (default {d.head_hidden})")
-    model.add_argument("--dropout", type=float,
-                       help="drop probability on non-recurrent connections: the input of every "
-                            f"LSTM layer and of the classifier head (default {d.dropout})")
-    data = parser.add_argument_group("data")
-    data.add_argument("--crop", action="store_true", default=None,
-                      help="train on random crops, i.e. variable-length sequences (Part 2); "
-                           "validation and test are then measured on full and cropped images")
-    data.add_argument("--crop-min", type=int,
-                      help=f"smallest crop height and width in pixels (default {d.crop_min})")
-    data.add_argument("--crop-max", type=int,
-                      help=f"largest crop height and width in pixels (default {d.crop_max})")
-    data.add_argument("--crop-seed", type=int,
-                      help=f"seed of the fixed crops for evaluation (default {d.crop_seed})")
-    data.add_argument("--train-subset", type=int,
-                      help="train on the first N training images only, for a quick try "
-                           "(default: all 55000)")
-    optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--epochs", type=int,
-                              help=f"passes over the training set (default {d.epochs})")
-    optimisation.add_argument("--batch-size", type=int,
-                              help=f"examples per minibatch (default {d.batch_size})")
-    optimisation.add_argument("--lr", type=float,
-                              help=f"Adam learning rate (peak of the schedule; default {d.lr})")
-    optimisation.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                              help="constant, or cosine decay to zero over all epochs "
-                                   f"(default {d.lr_schedule})")
-    optimisation.add_argument("--clip", type=float,
-                              help="clip gradients to this global norm; 0 turns clipping off "
-                                   f"(default {d.clip})")
-    optimisation.add_argument("--seed", type=int,
-                              help=f"seed for weights, shuffling, crops and dropout (default {d.seed})")
+    """Adds one flag per Config field (`--head-hidden` for `head_hidden`), with the field's help
+    text, in the field's group. Flags not given parse as None (see `config_changes`)."""
+    defaults = Config()
+    groups = {}
+    for field in dataclasses.fields(Config):
+        options = dict(field.metadata)
+        group = options.pop("group")
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        default = getattr(defaults, field.name)
+        if field.type is bool:
+            options.update(action="store_true", default=None)
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            options.update(type=parse_sizes if field.type == Tuple[int, ...] else field.type,
+                           help=f"{options['help']} (default {shown})")
+        groups[group].add_argument("--" + field.name.replace("_", "-"), **options)
 
 
 def config_changes(args: argparse.Namespace) -> dict:
     """The Config fields given on the command line, as `{field: value}`."""
     names = [field.name for field in dataclasses.fields(Config)]
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if "hidden" in changes:
-        layers = changes.get("layers", Config().layers)
-        if len(changes["hidden"]) == 1:
-            changes["hidden"] = changes["hidden"] * max(layers, 1)
-        elif len(changes["hidden"]) != layers:
-            raise ConfigError(f"--hidden gives {len(changes['hidden'])} sizes for --layers "
-                              f"{layers}: give one size, or one per layer")
-    elif "layers" in changes:
-        changes["hidden"] = Config().hidden[:1] * max(changes["layers"], 1)
+    if "layers" in changes and "hidden" in changes:
+        # Spread as the config will, so that `--resume` compares like with like.
+        changes["hidden"] = ModelConfig(layers=changes["layers"], hidden=changes["hidden"]).hidden
     return changes
 
 

@@ -13,8 +13,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lstm_mnist.config import IMAGE_SIZE
 from lstm_mnist.errors import UserError
+from lstm_mnist.sequences import IMAGE_SIZE
 
 DIGIT_SIZE = 20  # MNIST scaled every digit's bounding box to fit 20x20 pixels
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much (of full scale)

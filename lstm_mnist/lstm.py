@@ -29,7 +29,7 @@ sequence's valid part reversed.
 
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-from lstm_mnist.packing import PackedLayout, StepSlices
+from lstm_mnist.packing import PackedLayout, Step, StepSlices
 from lstm_mnist.tf1 import tf
 
 NUM_GATES = 4  # input, forget, output, candidate: the column blocks of w_x, w_h and b
@@ -108,19 +108,20 @@ def create_lstm_weights(input_size: int, hidden_size: int, name: str) -> LSTMWei
     return LSTMWeights(w_x, w_h, b)
 
 
-def project_inputs(weights: LSTMWeights, inputs: tf.Tensor) -> tf.Tensor:
-    """`inputs W_x + b` for all steps at once: packed `[rows, input]` -> `[rows, 4*hidden]`."""
+def project_inputs(inputs: tf.Tensor, w_x: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """`inputs W_x + b`: `[rows, input]` -> `[rows, 4*hidden]`, for all steps at once before a loop
+    or for one step inside it."""
     # bias_add, not `+`: its gradient is one BiasAddGrad instead of a broadcasting Sum (2x faster
     # on a 3584 x 512 gradient here).
-    return tf.nn.bias_add(tf.matmul(inputs, weights.w_x), weights.b)
+    return tf.nn.bias_add(tf.matmul(inputs, w_x), b)
 
 
-def lstm_step(weights: LSTMWeights, projected_input: tf.Tensor,
+def lstm_step(w_h: tf.Tensor, projected_input: tf.Tensor,
               state: LSTMState) -> Tuple[LSTMState, GateActivations]:
     """One LSTM step.
 
     Args:
-      weights: the layer's variables.
+      w_h: `[hidden, 4*hidden]` the recurrent matrix.
       projected_input: `[batch, 4*hidden]`, this step's `x_t W_x + b`.
       state: the previous step's LSTMState.
 
@@ -128,7 +129,7 @@ def lstm_step(weights: LSTMWeights, projected_input: tf.Tensor,
       The new LSTMState (its `h` is the step's output) and the GateActivations its backward pass
       needs.
     """
-    gates = projected_input + tf.matmul(state.h, weights.w_h)
+    gates = projected_input + tf.matmul(state.h, w_h)
     # Four equal splits, not slices: measured faster per step than one sigmoid over a [3h | h]
     # split.
     input_gate, forget_gate, output_gate, candidate = tf.split(gates, NUM_GATES, axis=1)
@@ -203,8 +204,66 @@ class Chain(NamedTuple):
     dropout_masks: Optional[Sequence[Optional[tf.Tensor]]] = None
 
 
+class ChainTensors(NamedTuple):
+    """What of a chain the loops of `run_chains` read and differentiate; its gradient has the same
+    structure. The first LSTM's input was projected before the loop (its `w_x` and `b` get their
+    gradient from that projection); each LSTM above projects its input inside the loop.
+
+    Attributes:
+      projected_inputs: packed `[rows, 4*hidden_0]`.
+      w_h: each LSTM's recurrent matrix `[hidden_k, 4*hidden_k]`, bottom first.
+      w_x: each LSTM's input matrix `[hidden_{k-1}, 4*hidden_k]`, for k >= 1.
+      b: each LSTM's bias `[4*hidden_k]`, for k >= 1.
+    """
+
+    projected_inputs: tf.Tensor
+    w_h: Tuple[tf.Tensor, ...]
+    w_x: Tuple[tf.Tensor, ...]
+    b: Tuple[tf.Tensor, ...]
+
+    @classmethod
+    def of(cls, chain: Chain) -> "ChainTensors":
+        def tensors(variables):
+            return tuple(tf.convert_to_tensor(v) for v in variables)
+
+        above = chain.layers[1:]
+        return cls(tf.convert_to_tensor(chain.projected_inputs),
+                   tensors(w.w_h for w in chain.layers), tensors(w.w_x for w in above),
+                   tensors(w.b for w in above))
+
+
+class TransposedMatrices(NamedTuple):
+    """A chain's `w_h` and `w_x` (as in ChainTensors), transposed once before the backward loop: a
+    product with a transposed operand is ~1.5x slower per step."""
+
+    w_h: Tuple[tf.Tensor, ...]
+    w_x: Tuple[tf.Tensor, ...]
+
+
+class LSTMRecord(NamedTuple):
+    """What the forward loop keeps of one LSTM for the backward loop: TensorArrays indexed by step.
+
+    Attributes:
+      activations: GateActivations, each a TensorArray of `[counts[t], hidden]` entries.
+      h, c: the state, one entry more than there are steps: entry t is the state step t started
+        from (entry 0 the zero initial state, entry t > 0 `counts[t-1]` rows).
+    """
+
+    activations: GateActivations
+    h: tf.TensorArray
+    c: tf.TensorArray
+
+
+class ChainRecord(NamedTuple):
+    """What the forward loop keeps of one chain: an LSTMRecord per LSTM, and the input of each LSTM
+    above the first (the output of the LSTM below, after dropout), TensorArrays indexed by step."""
+
+    lstms: Tuple[LSTMRecord, ...]
+    inputs: Tuple[tf.TensorArray, ...]
+
+
 def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iterations: int = 32
-               ) -> List[List[LSTMState]]:
+               ) -> List[Tuple[LSTMState, ...]]:
     """Steps independent LSTM stacks ("chains") through time in one `tf.while_loop`, with a
     hand-written gradient: a second loop that runs `lstm_step_backward` from the last step to the
     first.
@@ -222,61 +281,37 @@ def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iteration
       Per chain, per LSTM, an LSTMState of packed `[rows, hidden]` tensors: its output and cell at
       every valid step (`layout.last` of them is each example's final state).
     """
-    # Everything that receives a gradient is an argument of the custom-gradient function, in this
-    # order: per chain, its projected inputs, then per LSTM w_h, and for LSTMs above the first
-    # w_x, b.
-    arguments = []
-    for chain in chains:
-        arguments.append(chain.projected_inputs)
-        for index, weights in enumerate(chain.layers):
-            variables = [weights.w_h] + ([weights.w_x, weights.b] if index else [])
-            arguments.extend(tf.convert_to_tensor(v) for v in variables)
-    masks = [chain.dropout_masks or [None] * (len(chain.layers) - 1) for chain in chains]
+    masks = [tuple(chain.dropout_masks or [None] * (len(chain.layers) - 1)) for chain in chains]
 
+    # tf.custom_gradient flattens the argument and the outputs with tf.nest, and hands `gradient`
+    # the outputs' gradients flat; it expects the argument's gradients in the argument's structure.
     @tf.custom_gradient
-    def loop(*tensors):
-        tensors = iter(tensors)
-        projected, chain_weights = [], []
-        for chain in chains:
-            projected.append(next(tensors))
-            chain_weights.append([
-                LSTMWeights(None, next(tensors), None) if index == 0 else
-                LSTMWeights(w_h=next(tensors), w_x=next(tensors), b=next(tensors))
-                for index in range(len(chain.layers))])
+    def loop(tensors: List[ChainTensors]):
         slices = layout.steps()  # shared by both loops
-        saved = _forward(projected, chain_weights, masks, layout, slices, parallel_iterations)
+        records = _forward(tensors, masks, layout, slices, parallel_iterations)
         # Step t's rows follow step t-1's in the concatenation: the packed layout. The first
         # `batch` rows are the zero initial state.
-        packed = [[LSTMState(*(arrays[name].concat()[layout.batch_size:] for name in ("h", "c")))
-                   for arrays in chain_saved] for chain_saved in saved]
+        packed = [tuple(LSTMState(record.h.concat()[layout.batch_size:],
+                                  record.c.concat()[layout.batch_size:])
+                        for record in chain_record.lstms) for chain_record in records]
 
         def gradient(*d_packed):
-            return _backward(chain_weights, masks, layout, slices, saved, d_packed,
+            # None where nothing depends on an output. Gradients through `layout.last` arrive as
+            # IndexedSlices: made dense once here, not at every step inside the loop.
+            d_packed = tf.nest.pack_sequence_as(
+                packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
+            return _backward(tensors, masks, layout, slices, records, d_packed,
                              parallel_iterations)
 
-        return [t for chain_packed in packed for state in chain_packed for t in state], gradient
+        return packed, gradient
 
-    flat = iter(loop(*arguments))
-    return [[LSTMState(next(flat), next(flat)) for _ in chain.layers] for chain in chains]
+    return loop([ChainTensors.of(chain) for chain in chains])
 
 
-# What the forward loop saves per LSTM and step for the backward loop: the GateActivations, the
-# LSTM's input x (above the first LSTM of a chain), and h and c, which hold one more entry: the
-# zero initial state at index 0, so index t holds the state step t started from.
-def _saved_arrays(steps: tf.Tensor, weights: LSTMWeights, input_size: Optional[int],
-                  initial: tf.Tensor) -> dict:
-    def array(size, width):
-        # Steps have different row counts: element shapes may differ in their first dimension.
-        return tf.TensorArray(tf.float32, size=size, infer_shape=False, clear_after_read=False,
-                              element_shape=tf.TensorShape([None, width]))
-
-    hidden = weights.hidden_size
-    arrays = {name: array(steps, hidden) for name in GateActivations._fields}
-    if input_size is not None:
-        arrays["x"] = array(steps, input_size)
-    arrays.update(h=array(steps + 1, hidden).write(0, initial),
-                  c=array(steps + 1, hidden).write(0, initial))
-    return arrays
+def _tensor_array(size: tf.Tensor, width: int) -> tf.TensorArray:
+    # Steps have different row counts: element shapes may differ in their first dimension.
+    return tf.TensorArray(tf.float32, size=size, infer_shape=False, clear_after_read=False,
+                          element_shape=tf.TensorShape([None, width]))
 
 
 def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
@@ -286,139 +321,175 @@ def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
     return tf.placeholder_with_default(tf.zeros([rows, width]), [None, width])
 
 
-def _forward(projected, chain_weights, masks, layout: PackedLayout, slices: StepSlices,
-             parallel_iterations):
-    """The forward loop. Returns, per chain and LSTM, the dict of TensorArrays it saved."""
+def _hidden_size(w_h: tf.Tensor) -> int:
+    return int(w_h.shape[0])
+
+
+def _dropped(rows_tensor: tf.Tensor, mask: Optional[tf.Tensor], rows: Step) -> tf.Tensor:
+    """A step's rows times the step's rows of a packed dropout mask (or as they are, for None)."""
+    return rows_tensor if mask is None else rows_tensor * rows.rows(mask)
+
+
+def _forward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: StepSlices,
+             parallel_iterations: int) -> List[ChainRecord]:
+    """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
     steps = tf.shape(layout.counts)[0]
-    zeros = [[_zero_rows(layout.batch_size, w.hidden_size) for w in layers]
-             for layers in chain_weights]
-    initial_states = [[LSTMState(z, z) for z in chain_zeros] for chain_zeros in zeros]
-    initial_saved = [[_saved_arrays(steps, w, layers[index - 1].hidden_size if index else None, z)
-                      for index, (w, z) in enumerate(zip(layers, chain_zeros))]
-                     for layers, chain_zeros in zip(chain_weights, zeros)]
+    states, records = [], []
+    for chain in tensors:
+        zeros = [_zero_rows(layout.batch_size, _hidden_size(w_h)) for w_h in chain.w_h]
+        states.append(tuple(LSTMState(z, z) for z in zeros))
+        records.append(ChainRecord(tuple(_new_record(steps, z) for z in zeros),
+                                   tuple(_tensor_array(steps, int(w_x.shape[0]))
+                                         for w_x in chain.w_x)))
 
-    def body(step, states, saved):
+    def body(step, states, records):
         rows = slices.at(step)
-        new_states, new_saved = [], []
-        for chain_index, layers in enumerate(chain_weights):
-            chain_states, chain_saved = [], []
-            step_input = rows.rows(projected[chain_index])
-            for index, (weights, state, arrays) in enumerate(zip(layers, states[chain_index],
-                                                                  saved[chain_index])):
-                arrays = dict(arrays)
-                if index > 0:
-                    below = chain_states[-1].h
-                    mask = masks[chain_index][index - 1]
-                    if mask is not None:
-                        below = below * rows.rows(mask)
-                    arrays["x"] = arrays["x"].write(step, below)
-                    step_input = tf.nn.bias_add(tf.matmul(below, weights.w_x), weights.b)
-                # Examples that ended drop out of the state: the running ones are its first rows.
-                state, activations = lstm_step(weights, step_input,
-                                               LSTMState(rows.running(state.h),
-                                                         rows.running(state.c)))
-                for name, value in activations._asdict().items():
-                    arrays[name] = arrays[name].write(step, value)
-                arrays["h"] = arrays["h"].write(step + 1, state.h)
-                arrays["c"] = arrays["c"].write(step + 1, state.c)
-                chain_states.append(state)
-                chain_saved.append(arrays)
-            new_states.append(chain_states)
-            new_saved.append(chain_saved)
-        return step + 1, new_states, new_saved
+        stepped = [_chain_step(*chain, rows, step)
+                   for chain in zip(tensors, masks, states, records)]
+        return step + 1, [state for state, _ in stepped], [record for _, record in stepped]
 
-    _, _, saved = tf.while_loop(lambda step, *_: step < steps, body,
-                                (0, initial_states, initial_saved),
-                                parallel_iterations=parallel_iterations)
-    return saved
+    _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (0, states, records),
+                                  parallel_iterations=parallel_iterations)
+    return records
 
 
-def _backward(chain_weights, masks, layout: PackedLayout, slices: StepSlices, saved, d_packed,
-              parallel_iterations):
+def _new_record(steps: tf.Tensor, initial_state: tf.Tensor) -> LSTMRecord:
+    """An LSTMRecord holding only the initial state (for h and c alike), `[batch, hidden]`."""
+    width = int(initial_state.shape[1])
+    activations = GateActivations(*(_tensor_array(steps, width) for _ in GateActivations._fields))
+    return LSTMRecord(activations, h=_tensor_array(steps + 1, width).write(0, initial_state),
+                      c=_tensor_array(steps + 1, width).write(0, initial_state))
+
+
+def _chain_step(tensors: ChainTensors, masks, states: Tuple[LSTMState, ...], record: ChainRecord,
+                rows: Step, step: tf.Tensor) -> Tuple[Tuple[LSTMState, ...], ChainRecord]:
+    """Step `step` of one chain in the forward loop, its LSTMs bottom-up."""
+    new_states, lstm_records, inputs = [], [], list(record.inputs)
+    projected = rows.rows(tensors.projected_inputs)
+    for index, (w_h, state, lstm_record) in enumerate(zip(tensors.w_h, states, record.lstms)):
+        if index > 0:
+            below = _dropped(new_states[-1].h, masks[index - 1], rows)
+            inputs[index - 1] = inputs[index - 1].write(step, below)
+            projected = project_inputs(below, tensors.w_x[index - 1], tensors.b[index - 1])
+        state, lstm_record = _lstm_forward(w_h, projected, state, lstm_record, rows, step)
+        new_states.append(state)
+        lstm_records.append(lstm_record)
+    return tuple(new_states), ChainRecord(tuple(lstm_records), tuple(inputs))
+
+
+def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
+                  record: LSTMRecord, rows: Step, step: tf.Tensor) -> Tuple[LSTMState, LSTMRecord]:
+    """One LSTM's `lstm_step` in the forward loop, recorded for the backward loop.
+
+    Args:
+      projected_input: `[counts[t], 4*hidden]`.
+      state: the state after step t-1, `[counts[t-1], hidden]` (the batch at t = 0).
+    """
+    # Examples that ended drop out of the state: the running ones are its first rows.
+    state, activations = lstm_step(w_h, projected_input,
+                                   LSTMState(rows.running(state.h), rows.running(state.c)))
+    return state, LSTMRecord(
+        GateActivations(*(array.write(step, value)
+                          for array, value in zip(record.activations, activations))),
+        h=record.h.write(step + 1, state.h), c=record.c.write(step + 1, state.c))
+
+
+def _backward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: StepSlices,
+              records: List[ChainRecord], d_packed, parallel_iterations: int
+              ) -> List[ChainTensors]:
     """The backward loop: from the last step to the first, each chain's LSTMs top-down.
 
     Args:
-      d_packed: the gradients of the packed h and c of every LSTM, flat in `run_chains`' order
-        (None where nothing depends on them).
+      d_packed: the gradients of `run_chains`' outputs, in their structure (None where nothing
+        depends on them).
 
     Returns:
-      The gradients of the custom-gradient function's arguments, in their order.
+      The gradients of `tensors`, in their structure.
     """
     steps = tf.shape(layout.counts)[0]
-    # Gradients through `layout.last` arrive as IndexedSlices: made dense once here, not at every
-    # step inside the loop.
-    d_packed = iter([None if d is None else tf.convert_to_tensor(d) for d in d_packed])
-    d_packed = [[LSTMState(next(d_packed), next(d_packed)) for _ in layers]
-                for layers in chain_weights]
     last_count = layout.counts[steps - 1]
-    initial_d_states, initial_sums = [], []
-    for layers in chain_weights:
-        initial_d_states.append([LSTMState(*[_zero_rows(last_count, w.hidden_size)] * 2)
-                                 for w in layers])
+    transposed, d_states, gradients = [], [], []
+    for chain in tensors:
+        transposed.append(TransposedMatrices(tuple(map(tf.transpose, chain.w_h)),
+                                             tuple(map(tf.transpose, chain.w_x))))
+        d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
+                              for w_h in chain.w_h))
         # Weight gradients are summed over steps inside the loop, where their products can run
-        # beside the sequential d_h chain instead of after the loop.
-        initial_sums.append([{"w_h": tf.zeros_like(w.w_h)} if index == 0 else
-                             {"w_h": tf.zeros_like(w.w_h), "w_x": tf.zeros_like(w.w_x),
-                              "b": tf.zeros_like(w.b)} for index, w in enumerate(layers)])
-    transposed = [[LSTMWeights(None if index == 0 else tf.transpose(w.w_x), tf.transpose(w.w_h),
-                               None) for index, w in enumerate(layers)]
-                  for layers in chain_weights]
-    width = [NUM_GATES * layers[0].hidden_size for layers in chain_weights]
-    d_projected = [tf.TensorArray(tf.float32, size=steps, infer_shape=False,
-                                  element_shape=tf.TensorShape([None, w])) for w in width]
+        # beside the sequential d_h chain instead of after the loop; the projected inputs'
+        # gradient is written step by step.
+        gradients.append(ChainTensors(
+            _tensor_array(steps, NUM_GATES * _hidden_size(chain.w_h[0])),
+            w_h=tuple(map(tf.zeros_like, chain.w_h)), w_x=tuple(map(tf.zeros_like, chain.w_x)),
+            b=tuple(map(tf.zeros_like, chain.b))))
 
-    def body(step, d_states, sums, d_projected):
+    def body(step, d_states, gradients):
         rows = slices.at(step)
-        new_d_states, new_sums, new_d_projected = [], [], []
-        for chain_index, layers in enumerate(chain_weights):
-            chain_d, chain_sums = [None] * len(layers), [None] * len(layers)
-            d_from_above = None
-            for index in reversed(range(len(layers))):
-                arrays = saved[chain_index][index]
-                d_state = d_states[chain_index][index]
-                # Examples whose last step this is start with no gradient from later steps.
-                d_h, d_c = rows.grow(d_state.h), rows.grow(d_state.c)
-                d_outside = d_packed[chain_index][index]
-                if d_outside.h is not None:
-                    d_h += rows.rows(d_outside.h)
-                if d_outside.c is not None:
-                    d_c += rows.rows(d_outside.c)
-                if d_from_above is not None:
-                    d_h += d_from_above
-                activations = GateActivations(*(arrays[name].read(step)
-                                                for name in GateActivations._fields))
-                previous = LSTMState(rows.running(arrays["h"].read(step)),
-                                     rows.running(arrays["c"].read(step)))
-                d_gates, chain_d[index] = lstm_step_backward(
-                    transposed[chain_index][index].w_h, activations, previous.c, d_h, d_c)
-                layer_sums = dict(sums[chain_index][index])
-                layer_sums["w_h"] += tf.matmul(previous.h, d_gates, transpose_a=True)
-                if index > 0:
-                    layer_sums["w_x"] += tf.matmul(arrays["x"].read(step), d_gates,
-                                                   transpose_a=True)
-                    layer_sums["b"] += tf.reduce_sum(d_gates, axis=0)
-                    d_from_above = tf.matmul(d_gates, transposed[chain_index][index].w_x)
-                    mask = masks[chain_index][index - 1]
-                    if mask is not None:
-                        d_from_above *= rows.rows(mask)
-                else:
-                    new_d_projected.append(d_projected[chain_index].write(step, d_gates))
-                chain_sums[index] = layer_sums
-            new_d_states.append(chain_d)
-            new_sums.append(chain_sums)
-        return step - 1, new_d_states, new_sums, new_d_projected
+        stepped = [_chain_step_backward(*chain, rows, step)
+                   for chain in zip(transposed, masks, records, d_packed, d_states, gradients)]
+        return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
-    _, _, sums, d_projected = tf.while_loop(
-        lambda step, *_: step >= 0, body, (steps - 1, initial_d_states, initial_sums, d_projected),
-        parallel_iterations=parallel_iterations)
-    gradients = []
-    for chain_index, layers in enumerate(chain_weights):
-        gradients.append(d_projected[chain_index].concat())
-        for index, layer_sums in enumerate(sums[chain_index]):
-            gradients.append(layer_sums["w_h"])
-            if index > 0:
-                gradients.extend([layer_sums["w_x"], layer_sums["b"]])
-    return gradients
+    _, _, gradients = tf.while_loop(lambda step, *_: step >= 0, body,
+                                    (steps - 1, d_states, gradients),
+                                    parallel_iterations=parallel_iterations)
+    return [g._replace(projected_inputs=g.projected_inputs.concat()) for g in gradients]
+
+
+def _chain_step_backward(transposed: TransposedMatrices, masks, record: ChainRecord,
+                         d_outputs: Tuple[LSTMState, ...], d_states: Tuple[LSTMState, ...],
+                         gradients: ChainTensors, rows: Step, step: tf.Tensor
+                         ) -> Tuple[Tuple[LSTMState, ...], ChainTensors]:
+    """Step `step` of one chain in the backward loop, its LSTMs top-down.
+
+    Args:
+      d_outputs: per LSTM, the gradient of its packed outputs (fields may be None).
+      d_states: per LSTM, dLoss/d(state after step t), from step t+1 (`[counts[t+1], hidden]`).
+      gradients: the sums so far, `projected_inputs` a TensorArray of per-step gradients.
+
+    Returns:
+      Per LSTM, dLoss/d(state after step t-1), and the updated sums.
+    """
+    d_states, d_w_h, d_w_x, d_b = (list(d_states), list(gradients.w_h), list(gradients.w_x),
+                                   list(gradients.b))
+    d_projected, d_from_above = gradients.projected_inputs, None
+    for index in reversed(range(len(d_states))):
+        # Examples whose last step this is start with no gradient from later steps.
+        d_h, d_c = rows.grow(d_states[index].h), rows.grow(d_states[index].c)
+        if d_outputs[index].h is not None:
+            d_h += rows.rows(d_outputs[index].h)
+        if d_outputs[index].c is not None:
+            d_c += rows.rows(d_outputs[index].c)
+        if d_from_above is not None:
+            d_h += d_from_above
+        d_gates, d_states[index], previous_h = _lstm_backward(
+            transposed.w_h[index], record.lstms[index], LSTMState(d_h, d_c), rows, step)
+        d_w_h[index] += tf.matmul(previous_h, d_gates, transpose_a=True)
+        if index > 0:
+            d_w_x[index - 1] += tf.matmul(record.inputs[index - 1].read(step), d_gates,
+                                          transpose_a=True)
+            d_b[index - 1] += tf.reduce_sum(d_gates, axis=0)
+            d_from_above = _dropped(tf.matmul(d_gates, transposed.w_x[index - 1]),
+                                    masks[index - 1], rows)
+        else:
+            d_projected = d_projected.write(step, d_gates)
+    return tuple(d_states), ChainTensors(d_projected, tuple(d_w_h), tuple(d_w_x), tuple(d_b))
+
+
+def _lstm_backward(w_h_transposed: tf.Tensor, record: LSTMRecord, d_state: LSTMState, rows: Step,
+                   step: tf.Tensor) -> Tuple[tf.Tensor, LSTMState, tf.Tensor]:
+    """One LSTM's `lstm_step_backward` in the backward loop, from what the forward loop recorded.
+
+    Args:
+      d_state: dLoss/d(h_t, c_t), `[counts[t], hidden]`.
+
+    Returns:
+      `d_gates [counts[t], 4*hidden]`, dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]`, and
+      `h_{t-1}` (`h_{t-1}^T d_gates` is the step's part of the gradient of `w_h`).
+    """
+    activations = GateActivations(*(array.read(step) for array in record.activations))
+    previous = LSTMState(rows.running(record.h.read(step)), rows.running(record.c.read(step)))
+    d_gates, d_previous = lstm_step_backward(w_h_transposed, activations, previous.c, d_state.h,
+                                             d_state.c)
+    return d_gates, d_previous, previous.h
 
 
 class LSTMStack:
@@ -466,14 +537,17 @@ class LSTMStack:
         # numbers.
         masks = [[dropout_mask([layout.num_rows, w.hidden_size], dropout_rate) for w in layer]
                  for layer in self.layers[:-1]]
-        if not self.bidirectional:
-            # One chain holding every layer: all layers advance in one loop.
-            [states] = run_chains([Chain(project_inputs(self.layers[0][0], inputs),
-                                         [fw for (fw,) in self.layers], [m for (m,) in masks])],
-                                  layout)
-            final_states = tuple((LSTMState(layout.last(s.h), layout.last(s.c)),) for s in states)
-            return StackOutput(layout.unpack(states[-1].h), final_states[-1][0].h, final_states)
+        run = self._bidirectional if self.bidirectional else self._unidirectional
+        return run(inputs, layout, masks)
 
+    def _unidirectional(self, inputs: tf.Tensor, layout: PackedLayout, masks) -> StackOutput:
+        # One chain holding every layer: all layers advance in one loop.
+        [states] = run_chains([_chain(inputs, [fw for (fw,) in self.layers],
+                                      [m for (m,) in masks])], layout)
+        final_states = tuple((LSTMState(layout.last(s.h), layout.last(s.c)),) for s in states)
+        return StackOutput(layout.unpack(states[-1].h), final_states[-1][0].h, final_states)
+
+    def _bidirectional(self, inputs: tf.Tensor, layout: PackedLayout, masks) -> StackOutput:
         # A backward layer needs the whole output sequence of the layer below, so layers run one
         # after the other, each advancing its two directions in one loop. The backward LSTM's
         # outputs stay in its reading order (`backward[t]` has read steps len-1 .. len-1-t) until
@@ -487,8 +561,7 @@ class LSTMStack:
                     backward_outputs = backward_outputs * backward_mask
                 inputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
             [forward_state], [backward_state] = run_chains(
-                [Chain(project_inputs(forward, inputs), [forward]),
-                 Chain(project_inputs(backward, layout.reverse(inputs)), [backward])], layout)
+                [_chain(inputs, [forward]), _chain(layout.reverse(inputs), [backward])], layout)
             forward_outputs, backward_outputs = forward_state.h, backward_state.h
             final_states.append(tuple(LSTMState(layout.last(s.h), layout.last(s.c))
                                       for s in (forward_state, backward_state)))
@@ -496,3 +569,8 @@ class LSTMStack:
         last_output = tf.concat([state.h for state in final_states[-1]], axis=1)
         outputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
         return StackOutput(layout.unpack(outputs), last_output, tuple(final_states))
+
+
+def _chain(inputs: tf.Tensor, layers: Sequence[LSTMWeights], dropout_masks=None) -> Chain:
+    """The Chain of `layers` reading packed `inputs`, projected for the first LSTM."""
+    return Chain(project_inputs(inputs, layers[0].w_x, layers[0].b), layers, dropout_masks)

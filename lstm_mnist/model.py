@@ -4,11 +4,13 @@ One graph-building function serves training and evaluation; training adds the op
 `passes.run_pass` runs it, the one loop over minibatches for train, validation and test alike.
 """
 
+from typing import Optional
+
 import numpy as np
 
-from lstm_mnist.config import PIXELS_PER_STEP, Config
+from lstm_mnist.config import ModelConfig, OptimizerConfig
 from lstm_mnist.lstm import LSTMStack, dropout
-from lstm_mnist.sequences import to_sequences
+from lstm_mnist.sequences import PIXELS_PER_STEP, to_sequences
 from lstm_mnist.tf1 import tf
 
 NUM_CLASSES = 10
@@ -28,14 +30,14 @@ class Model:
       gradients before clipping) and grad_norms ({variable name: norm of its gradient}).
     """
 
-    def __init__(self, config: Config, training: bool = False, steps_per_epoch: int = 1,
+    def __init__(self, config: ModelConfig, optimizer: Optional[OptimizerConfig] = None,
                  lstm_class=LSTMStack):
         """Builds the graph into the default graph.
 
         Args:
-          config: the hyperparameters.
-          training: also build the optimizer (Adam, global-norm clipping, learning-rate schedule).
-          steps_per_epoch: minibatches per epoch, for the learning-rate schedule.
+          config: the model's hyperparameters (a whole Config is one too).
+          optimizer: for a training graph, the settings of its optimizer (Adam, global-norm
+            clipping, learning-rate schedule): `Config.optimizer(steps_per_epoch)`.
           lstm_class: LSTMStack, or a stand-in with its interface (benchmarks swap in references).
         """
         self.config = config
@@ -59,15 +61,14 @@ class Model:
             labels=self.labels, logits=self.logits))
         self.num_correct = tf.reduce_sum(tf.cast(tf.equal(self.predictions, self.labels), tf.int32))
         self.model_variables = tf.trainable_variables()
-        if training:
-            self._build_optimizer(steps_per_epoch)
+        if optimizer is not None:
+            self._build_optimizer(optimizer)
 
-    def _build_optimizer(self, steps_per_epoch: int):
-        config = self.config
+    def _build_optimizer(self, config: OptimizerConfig):
         self.global_step = tf.train.get_or_create_global_step()
         if config.lr_schedule == "cosine":
             self.learning_rate = tf.train.cosine_decay(config.lr, self.global_step,
-                                                       config.epochs * steps_per_epoch)
+                                                       config.decay_steps)
         else:
             self.learning_rate = tf.constant(config.lr)
         gradients = tf.gradients(self.loss, self.model_variables)

@@ -10,7 +10,8 @@ from typing import Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from lstm_mnist.config import IMAGE_SIZE, PIXELS_PER_STEP
+IMAGE_SIZE = 28  # MNIST images are IMAGE_SIZE x IMAGE_SIZE pixels
+PIXELS_PER_STEP = 28  # one image row: the LSTM reads 28 pixels per time step
 
 
 class Crops(NamedTuple):

@@ -161,7 +161,7 @@ class Trainer:
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
-            self.model = Model(config, training=True, steps_per_epoch=self.steps_per_epoch)
+            self.model = Model(config, config.optimizer(self.steps_per_epoch))
             _check_memory(config, tf.global_variables())
             self.latest_saver = checkpoints.saver()
             self.best_saver = checkpoints.saver(self.model.model_variables)

@@ -1,6 +1,7 @@
 """The command-line scripts: quiet and instant, one-line errors for bad input, and eval.py
 reproducing a run."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import time
 import pytest
 
 from conftest import ROOT, run_script, user_environment, write_mnist
+from lstm_mnist import cli
+from lstm_mnist.config import Config
 
 SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py")
 # Modules that neither build nor run graphs, and so must not import TensorFlow.
@@ -120,10 +123,42 @@ def test_a_missing_tensorflow_is_one_line_naming_the_install_command():
     assert result.returncode == 2
 
 
+def _config_parser():
+    parser = cli.ArgumentParser(prog="test")
+    cli.add_config_arguments(parser)
+    return parser
+
+
+def test_every_config_field_is_a_flag_with_the_fields_help_text():
+    actions = {action.dest: action for action in _config_parser()._actions}
+    for field in dataclasses.fields(Config):
+        action = actions[field.name]
+        assert action.option_strings == ["--" + field.name.replace("_", "-")]
+        assert action.help.startswith(field.metadata["help"]), field.name
+        assert action.default is None  # not given: the config's own default applies
+    assert actions["lr_schedule"].choices == ("constant", "cosine")
+    assert "(default 128)" in actions["hidden"].help
+
+
+@pytest.mark.parametrize("argv,changes", [
+    ([], {}),
+    (["--layers", "2"], {"layers": 2}),
+    (["--layers", "2", "--hidden", "64"], {"layers": 2, "hidden": (64, 64)}),
+    (["--hidden", "64,32", "--layers", "2", "--bidirectional", "--crop", "--lr", "0.01",
+      "--lr-schedule", "constant", "--head-hidden", "8"],
+     {"layers": 2, "hidden": (64, 32), "bidirectional": True, "crop": True, "lr": 0.01,
+      "lr_schedule": "constant", "head_hidden": 8}),
+])
+def test_flags_make_the_config_they_name(argv, changes):
+    args = _config_parser().parse_args(argv)
+    assert cli.config_changes(args) == changes
+    assert cli.config_from_args(args) == Config(**changes)
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--layers", "0"], "layers must be an integer >= 1"),
-    (["--layers", "2", "--hidden", "64,32,16"], "--hidden gives 3 sizes for --layers 2"),
+    (["--layers", "2", "--hidden", "64,32,16"], "hidden gives 3 sizes for 2 layers"),
     (["--hidden", "0"], "expected comma-separated positive integers"),
     (["--hidden", "abc"], "expected comma-separated positive integers"),
     (["--hidden=-8"], "expected comma-separated positive integers"),

@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
 from benchmarks.references import block_lstm, last_valid
 from lstm_mnist.lstm import (FORGET_BIAS, Chain, LSTMStack, LSTMState, create_lstm_weights,
-                             lstm_step, lstm_step_backward, run_chains)
+                             lstm_step, lstm_step_backward, project_inputs, run_chains)
 from lstm_mnist.packing import PackedLayout
 
 INPUT_SIZE = 28
@@ -214,40 +214,51 @@ def test_dropout_is_on_between_layers_when_fed_and_off_by_default():
     assert np.abs(dropped - default).max() > 1e-3
 
 
-def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell():
-    # A two-LSTM chain with dropout masks between them, and a loss on every output and on the
-    # bottom LSTM's cells: run_chains' backward loop against tf.gradients through a Python unroll.
-    time, batch, sizes = 5, 3, (6, 4)
+@pytest.mark.parametrize("lengths", [[5, 5, 5], [3, 5, 1, 4]])
+def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths):
+    # Two chains in one loop (a two-LSTM chain with a dropout mask between its LSTMs, and a
+    # one-LSTM chain) and a loss on every valid output of both and on the bottom LSTM's cells:
+    # run_chains' backward loop against tf.gradients through a Python unroll of the padded batch.
+    lengths = np.array(lengths, np.int32)
+    time, batch, sizes = lengths.max(), len(lengths), (6, 4, 5)
+    valid = (np.arange(time)[:, None] < lengths[None, :])[:, :, None]
     rng = np.random.default_rng(4)
-    projected = rng.normal(size=(time * batch, 4 * sizes[0])).astype(np.float32)
-    mask = (rng.random((time * batch, sizes[0])) > 0.3).astype(np.float32) / 0.7
-    mix = rng.normal(size=(time * batch, sizes[1])).astype(np.float32)
-    cell_mix = rng.normal(size=(time * batch, sizes[0])).astype(np.float32)
+
+    def normal(*shape):
+        return tf.constant(rng.normal(size=shape), tf.float32)
+
     with tf.Graph().as_default():
         bottom = create_lstm_weights(28, sizes[0], "bottom")
         top = create_lstm_weights(sizes[0], sizes[1], "top")
-        layout = PackedLayout.from_lengths(tf.fill([batch], time))  # packed rows = step-major
-        inputs = tf.constant(projected)
-        [[bottom_state, top_state]] = run_chains(
-            [Chain(inputs, [bottom, top], [tf.constant(mask)])], layout)
-        ours = tf.reduce_sum(top_state.h * mix) + tf.reduce_sum(bottom_state.c * cell_mix)
+        other = create_lstm_weights(28, sizes[2], "other")
+        projected = [normal(time, batch, 4 * sizes[0]), normal(time, batch, 4 * sizes[2])]
+        mask = tf.constant((rng.random((time, batch, sizes[0])) > 0.3) / 0.7, tf.float32)
+        # Zero past each length: what happens there must not count.
+        mixes = [normal(time, batch, n) * valid for n in (sizes[1], sizes[0], sizes[2])]
+        layout = PackedLayout.from_lengths(tf.constant(lengths))
+        [[bottom_state, top_state], [other_state]] = run_chains(
+            [Chain(layout.pack(projected[0]), [bottom, top], [layout.pack(mask)]),
+             Chain(layout.pack(projected[1]), [other])], layout)
+        ours = sum(tf.reduce_sum(layout.unpack(packed) * mix)
+                   for packed, mix in zip([top_state.h, bottom_state.c, other_state.h], mixes))
 
         states = [LSTMState(tf.zeros([batch, n]), tf.zeros([batch, n])) for n in sizes]
         loss = 0.0
         for t in range(time):
-            rows = slice(t * batch, (t + 1) * batch)
-            states[0], _ = lstm_step(bottom, inputs[rows], states[0])
-            above = tf.matmul(states[0].h * mask[rows], top.w_x) + top.b
-            states[1], _ = lstm_step(top, above, states[1])
-            loss += (tf.reduce_sum(states[1].h * mix[rows])
-                     + tf.reduce_sum(states[0].c * cell_mix[rows]))
-        wrt = [inputs, bottom.w_h, top.w_x, top.w_h, top.b]
+            states[0], _ = lstm_step(bottom.w_h, projected[0][t], states[0])
+            above = project_inputs(states[0].h * mask[t], top.w_x, top.b)
+            states[1], _ = lstm_step(top.w_h, above, states[1])
+            states[2], _ = lstm_step(other.w_h, projected[1][t], states[2])
+            loss += sum(tf.reduce_sum(value * mix[t]) for value, mix in
+                        zip([states[1].h, states[0].c, states[2].h], mixes))
+        wrt = projected + [bottom.w_h, top.w_x, top.w_h, top.b, other.w_h]
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             got, want = session.run([[ours] + tf.gradients(ours, wrt),
                                      [loss] + tf.gradients(loss, wrt)])
-    for name, a, b in zip(["loss", "inputs", "bottom w_h", "top w_x", "top w_h", "top b"], got,
-                          want):
+    names = ["loss", "projected", "other projected", "bottom w_h", "top w_x", "top w_h", "top b",
+             "other w_h"]
+    for name, a, b in zip(names, got, want):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4, err_msg=name)
         assert np.abs(a).max() > 1e-3, name
 
@@ -261,7 +272,7 @@ def test_lstm_step_backward_equals_autodiff_of_lstm_step():
         previous = LSTMState(*(tf.constant(rng.normal(size=(batch, hidden)), tf.float32)
                                for _ in range(2)))
         d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
-        state, activations = lstm_step(weights, projected, previous)
+        state, activations = lstm_step(weights.w_h, projected, previous)
         d_gates, d_previous = lstm_step_backward(tf.transpose(weights.w_h), activations,
                                                  previous.c, d_h, d_c)
         loss = tf.reduce_sum(state.h * d_h) + tf.reduce_sum(state.c * d_c)
