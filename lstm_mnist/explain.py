@@ -29,6 +29,7 @@ from lstm_mnist.tf1 import tf
 
 GATES = ("input_gate", "forget_gate", "output_gate")
 PICTURE_SUFFIX = ".explain.png"
+BACKWARD = ", backward"  # in the names of backward LSTMs (Explanation.lstms), read from the end
 
 
 class Input(NamedTuple):
@@ -213,7 +214,7 @@ class Tracer:
                     ["feeds the classifier"] if layer == len(layers) - 1 else [])
                 for direction, traced in zip(DIRECTIONS, directions):
                     name = f"layer {layer}" + ("" if len(directions) == 1 else
-                                               {"fw": ", forward", "bw": ", backward"}[direction])
+                                               {"fw": ", forward", "bw": BACKWARD}[direction])
                     lstms[f"{name} ({', '.join(roles)})"] = {
                         field: getattr(traced, field)[:length, k] for field in LSTMTrace._fields}
             explanations.append(Explanation(
@@ -334,8 +335,10 @@ def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
     """Four units x steps heatmaps of one LSTM: its three gates (0 closed .. 1 open) and its cell."""
     steps, units = values["cell"].shape
     # Sorted by the final cell value, in all four panels alike: units that end up holding a
-    # similar memory sit together, instead of a random-looking order.
-    order = np.argsort(values["cell"][-1])
+    # similar memory sit together, instead of a random-looking order. A backward LSTM ends at
+    # step 1.
+    backward = BACKWARD in name
+    order = np.argsort(values["cell"][0 if backward else -1])
     values = {field: value[:, order] for field, value in values.items()}
     panels = figure.subplots(1, 4)
     extent = (0.5, steps + 0.5, units - 0.5, -0.5)
@@ -352,11 +355,12 @@ def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
     panels[3].set_title("cell state c: the LSTM's memory", fontsize=10)
     for axes in panels:
         axes.set(xlabel="step", xticks=_step_ticks(steps))
-    panels[0].set_ylabel(f"unit ({units}), sorted by\nits cell value at the end")
+    panels[0].set_ylabel(f"unit ({units}), sorted by its\ncell value after reading")
     figure.colorbar(gate_image, ax=panels[:3].tolist(), label="gate value (0 closed, 1 open)",
                     shrink=0.9, pad=0.01)
     figure.colorbar(cell_image, ax=panels[3], label="cell value", shrink=0.9)
-    figure.suptitle(f"LSTM {name}", fontsize=12, fontweight="bold", x=0.02, ha="left")
+    reading = f": reads from step {steps} back to step 1" if backward else ""
+    figure.suptitle(f"LSTM {name}{reading}", fontsize=12, fontweight="bold", x=0.02, ha="left")
 
 
 def _step_ticks(steps: int) -> List[int]:
