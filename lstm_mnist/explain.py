@@ -23,11 +23,13 @@ from lstm_mnist.figures import new_figure, save_figure
 from lstm_mnist.files import json_floats
 from lstm_mnist.lstm import DIRECTIONS, LSTMTrace
 from lstm_mnist.model import NUM_CLASSES, Model
+from lstm_mnist.report import worst_errors
 from lstm_mnist.images import ImageError, read_digit
 from lstm_mnist.sequences import PIXELS_PER_STEP, Crops, draw_crops, to_sequences
 from lstm_mnist.tf1 import tf
 
 GATES = ("input_gate", "forget_gate", "output_gate")
+EXPLAINED_ERRORS = 3  # an evaluation report explains its most confident mistakes
 PICTURE_SUFFIX = ".explain.png"
 BACKWARD = ", backward"  # in the names of backward LSTMs (Explanation.lstms), read from the end
 
@@ -223,6 +225,24 @@ class Tracer:
         return explanations
 
 
+def explain_worst_errors(session: tf.Session, tracer: Tracer, folder: str, split: Split,
+                         probabilities: np.ndarray, count: int = EXPLAINED_ERRORS) -> List[str]:
+    """Explain pictures of the `count` misclassified images of the test `split` with the most
+    confident wrong answer (`report.worst_errors`), full images, written into `folder`.
+
+    Args:
+      probabilities: float `[examples, 10]`, the model's, for every example of `split`.
+
+    Returns:
+      The paths written, most confident mistake first.
+    """
+    indices = worst_errors(split.labels, probabilities, count)
+    if not len(indices):
+        return []
+    inputs = split_inputs(split, [int(index) for index in indices], tracer.model.config)
+    return write_pictures(folder, tracer.explain(session, inputs))
+
+
 def picture_path(folder: str, item: Input) -> str:
     return os.path.join(folder, item.name + PICTURE_SUFFIX)
 
@@ -332,7 +352,7 @@ def _draw_input_and_probabilities(figure, explanation: Explanation):
 
 
 def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
-    """Four units x steps heatmaps of one LSTM: its three gates (0 closed .. 1 open) and its cell."""
+    """Four units x steps heatmaps of one LSTM: its three gates (0 closed, 1 open) and its cell."""
     steps, units = values["cell"].shape
     # Sorted by the final cell value, in all four panels alike: units that end up holding a
     # similar memory sit together, instead of a random-looking order. A backward LSTM ends at

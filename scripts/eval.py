@@ -27,7 +27,9 @@ def main(argv):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", metavar="DIR",
                         help="also write the test set's confusion_matrix.csv, confusion_matrix.png "
-                             "and worst_errors.png (its most confident mistakes) into DIR")
+                             "and worst_errors.png (its most confident mistakes) into DIR, and "
+                             "test-N.explain.png pictures of how the model read its 3 most "
+                             "confident mistakes (see explain.py)")
     args = parser.parse_args(argv)
     from lstm_mnist.evaluate import evaluate_checkpoint  # imports TensorFlow: flags first
     results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report)
