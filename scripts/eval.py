@@ -17,11 +17,8 @@ def main(argv):
         prog="eval.py", description="Rebuild a model from its checkpoint folder's config.json, "
         "restore it and report loss, error and accuracy on the 5000 validation and 10000 test "
         "images (and on fixed crops for models trained with --crop).")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run's checkpoint folder (uses its best checkpoint) or one "
-                             "checkpoint prefix such as checkpoints/part1/best/model-30")
-    parser.add_argument("--data-dir", help="folder with the MNIST IDX files "
-                                           "(default: the copy shipped with the package)")
+    cli.add_checkpoint_argument(parser)
+    cli.add_data_dir_argument(parser)
     parser.add_argument("--crop-seed", type=int,
                         help="seed of the evaluation crops (default: the one the run used)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,9 +25,7 @@ def main(argv):
         "gates and the cell state of every LSTM at every step. Image files are brought into "
         "MNIST's form as predict.py does; an unreadable one is reported, the others are still "
         "explained, and the exit status is then 1.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run's checkpoint folder (uses its best checkpoint) or one "
-                             "checkpoint prefix such as checkpoints/part1/best/model-30")
+    cli.add_checkpoint_argument(parser)
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--test-index", type=int, action="append", default=[], metavar="N",
                         help="explain test image N (0..9999); may be given several times")
@@ -35,8 +33,7 @@ def main(argv):
                         help="read a crop instead of the full image: test image N (the k-th "
                              "file) gets crop N (k) of the crops drawn from this seed, the crop "
                              "eval.py --crop-seed measures it on")
-    parser.add_argument("--data-dir", help="folder with the MNIST IDX files "
-                                           "(default: the copy shipped with the package)")
+    cli.add_data_dir_argument(parser)
     parser.add_argument("--output", default="explain", metavar="DIR",
                         help="folder for the pictures (default: explain); a picture of the same "
                              "name from an earlier run is replaced")
