@@ -341,17 +341,22 @@ def _draw_input_and_probabilities(figure, explanation: Explanation):
                        xlabel="digit", ylabel="step", xticks=range(NUM_CLASSES), yticks=step_ticks)
         figure.colorbar(shown, ax=steps_axes, label="probability", shrink=0.9)
 
-    colours = ["tab:gray"] * NUM_CLASSES
-    colours[explanation.digit] = "tab:blue"
-    final_axes.bar(range(NUM_CLASSES), explanation.probabilities, color=colours)
-    final_axes.set(title="the model's prediction:\nprobabilities after the last step",
-                   xlabel="digit", xticks=range(NUM_CLASSES), ylim=(0, 1.05))
+    _draw_final_probabilities(final_axes, explanation)
     if item.label is not None and item.label != explanation.digit:
         # A wrong answer: its true digit's probability may be too small to see as a bar.
         digit_axes = [final_axes] + ([] if explanation.step_probabilities is None else [steps_axes])
         for axes in digit_axes:
             axes.get_xticklabels()[item.label].set(color="tab:orange", fontweight="bold")
         final_axes.set_xlabel("digit (orange: the true one)")
+
+
+def _draw_final_probabilities(axes, explanation: Explanation):
+    """Ten bars, the predicted digit's in blue."""
+    colours = ["tab:gray"] * NUM_CLASSES
+    colours[explanation.digit] = "tab:blue"
+    axes.bar(range(NUM_CLASSES), explanation.probabilities, color=colours)
+    axes.set(title="the model's prediction:\nprobabilities after the last step", xlabel="digit",
+             xticks=range(NUM_CLASSES), ylim=(0, 1.05))
 
 
 def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
