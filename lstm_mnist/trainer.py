@@ -122,6 +122,8 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
       As `train` otherwise.
     """
     checkpoint_dir = os.path.normpath(checkpoint_dir)
+    if not os.path.isdir(checkpoint_dir):
+        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
     config = load_config(folders.checkpoint_config)
@@ -162,7 +164,7 @@ class Trainer:
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
             self.model = Model(config, config.optimizer(self.steps_per_epoch))
-            _check_memory(config, tf.global_variables())
+            _check_memory(config, self.model.model_variables)
             self.latest_saver = checkpoints.saver()
             self.best_saver = checkpoints.saver(self.model.model_variables)
             self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
@@ -413,8 +415,8 @@ def _check_memory(config: Config, variables):
     needed = 4 * (4 * weights + 3 * activations)  # float32
     available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if needed > available:
-        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights "
-                          f"with their optimizer state), more than this machine's "
+        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights, "
+                          f"times 4 with gradients and Adam's moments), more than this machine's "
                           f"{available / 2 ** 30:.0f} GiB; choose smaller --hidden or --batch-size")
 
 

@@ -171,7 +171,7 @@ def test_flags_make_the_config_they_name(argv, changes):
     (["--crop-min", "0"], "crop bounds must satisfy"),
     (["--crop-min", "27", "--crop-max", "25"], "crop bounds must satisfy"),
     (["--epochs", "x"], "argument --epochs: invalid int value"),
-    (["--resume", "nowhere"], "nowhere/config.json: cannot read config"),
+    (["--resume", "nowhere"], "nowhere: no such run checkpoint folder"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, args, fragment):
     result = run_script("train.py", *args, "--logdir", str(tmp_path / "logs"), cwd=tmp_path)
