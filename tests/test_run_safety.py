@@ -410,6 +410,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert result.returncode == 0 and "nothing to do" in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_final_test_stops_it_and_resume_redoes_only_the_test(
         tmp_path, monkeypatch):
     _signal_at_measure(monkeypatch, 3)  # epoch 1's validation, then the final test's two
