@@ -4,8 +4,9 @@ import ast
 import os
 import re
 
-PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lstm_mnist")
-ROOT = os.path.dirname(PACKAGE)
+from helpers import ROOT
+
+PACKAGE = os.path.join(ROOT, "lstm_mnist")
 
 
 def _modules():
