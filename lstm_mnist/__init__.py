@@ -4,8 +4,9 @@ Modules, one idea each, in the order the arrows point (each imports only modules
 
 - `errors` (the one-line error type), `files` (atomic writes, CSV and JSON), `sequences` (images
   to padded pixel sequences, random crops), `config` (hyperparameters), `data` (MNIST IDX files),
-  `runs` (a run's folders: names, identity, lock, checks), `figures`, `plots` (learning curves),
-  `images` (image files to MNIST's form), `cli` (what the scripts share): no TensorFlow.
+  `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
+  `plots` (learning curves), `images` (image files to MNIST's form), `cli` (what the scripts
+  share): no TensorFlow.
 - `tf1` (TensorFlow's TF1 API, imported quietly), `packing` (packed variable-length batches),
   `lstm` (the LSTM and its time loops), `model` (the classifier graph), `passes` (one pass over
   minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them

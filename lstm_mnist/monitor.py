@@ -1,13 +1,14 @@
 """What a run shows and records while it trains: log lines, TensorBoard scalars, a progress bar,
 and the check that stops a diverging run."""
 
+import contextlib
 import errno
 import logging
 import math
 import os
 import sys
 import threading
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 from tqdm import tqdm
 
@@ -122,6 +123,30 @@ class Summaries:
     @staticmethod
     def _drop_writer_error(record: logging.LogRecord) -> bool:
         return "EventFileWriter writer thread error" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def records(folders: RunFolders, crop: bool, echo: bool, graph: Optional[tf.Graph],
+            restart_step: Optional[int]) -> Iterator[Tuple[RunLog, Summaries]]:
+    """Opens the run's train.log and TensorBoard streams (see `Summaries`) and closes them; a run
+    that stops with a UserError says why in its log."""
+    log = RunLog(folders.train_log, echo)
+    try:
+        summaries = Summaries(folders, crop, graph, restart_step)
+    except BaseException:
+        log.close()
+        raise
+    try:
+        yield log, summaries
+    except BaseException as error:
+        summaries.close(quiet=True)
+        if isinstance(error, UserError):
+            with contextlib.suppress(OSError):  # e.g. a full disk: the terminal says it anyway
+                log("%s", error)
+        log.close()
+        raise
+    summaries.close()
+    log.close()
 
 
 class StepMonitor:

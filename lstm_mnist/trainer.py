@@ -30,7 +30,7 @@ from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import session_config
 from lstm_mnist.files import read_csv, read_json, write_csv, write_json
 from lstm_mnist.model import Model
-from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged
+from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
 from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
@@ -122,6 +122,8 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
       As `train` otherwise.
     """
     checkpoint_dir = os.path.normpath(checkpoint_dir)
+    if not os.path.isdir(checkpoint_dir):
+        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
     config = load_config(folders.checkpoint_config)
@@ -162,7 +164,7 @@ class Trainer:
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
             self.model = Model(config, config.optimizer(self.steps_per_epoch))
-            _check_memory(config, tf.global_variables())
+            _check_memory(config, self.model.model_variables)
             self.latest_saver = checkpoints.saver()
             self.best_saver = checkpoints.saver(self.model.model_variables)
             self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
@@ -196,7 +198,9 @@ class Trainer:
         first_epoch = self.step // self.steps_per_epoch + 1
         # Rows of epochs after the checkpoint were never saved with it: they are redone.
         history = [row for row in read_csv(folders.metrics) if int(row["epoch"]) < first_epoch]
-        with self.stop, self._records(resumed_from, echo) as (log, summaries):
+        with self.stop, records(folders, config.crop, echo, graph=None if resumed_from else
+                                self.graph, restart_step=self.step if resumed_from else None) \
+                as (log, summaries):
             if resumed_from:
                 log("run %s: resumed from %s at step %d", folders.name, resumed_from, self.step)
             else:
@@ -217,29 +221,6 @@ class Trainer:
                     f"The last good checkpoint stays the latest: {latest}" if latest
                     else "No checkpoint had been saved yet")) from None
             return self._final_test(history, time.time() - started, log)
-
-    @contextlib.contextmanager
-    def _records(self, resumed_from: Optional[str], echo: bool):
-        """Opens train.log and the TensorBoard streams; a run that stops says why in its log."""
-        log = RunLog(self.folders.train_log, echo)
-        try:
-            summaries = Summaries(self.folders, self.config.crop,
-                                  graph=None if resumed_from else self.graph,
-                                  restart_step=self.step if resumed_from else None)
-        except BaseException:
-            log.close()
-            raise
-        try:
-            yield log, summaries
-        except BaseException as error:
-            summaries.close(quiet=True)
-            if isinstance(error, UserError):
-                with contextlib.suppress(OSError):  # e.g. a full disk: the terminal says it
-                    log("%s", error)
-            log.close()
-            raise
-        summaries.close()
-        log.close()
 
     def _train_epoch(self, epoch: int, summaries: Summaries, progress: bool) -> PassResult:
         """One pass over the shuffled training split, from where an interrupted run stopped."""
@@ -413,8 +394,8 @@ def _check_memory(config: Config, variables):
     needed = 4 * (4 * weights + 3 * activations)  # float32
     available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if needed > available:
-        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights "
-                          f"with their optimizer state), more than this machine's "
+        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights, "
+                          f"times 4 with gradients and Adam's moments), more than this machine's "
                           f"{available / 2 ** 30:.0f} GiB; choose smaller --hidden or --batch-size")
 
 

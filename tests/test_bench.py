@@ -11,7 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from benchmarks.references import BlockLSTMStack, NaiveLoopStack
-from conftest import ROOT, run_script
+from helpers import ROOT, run_script
 from lstm_mnist.lstm import LSTMStack
 
 
@@ -47,6 +47,7 @@ def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes
         assert np.abs(ours_grad).max() > 0, tensor.name
 
 
+@pytest.mark.slow
 def test_bench_runs_and_reports_well_formed_numbers():
     result = run_script("bench.py", "--seconds", "0.2", "--repeats", "1", "--json")
     assert result.returncode == 0, result.stderr
@@ -72,6 +73,7 @@ def test_bench_runs_and_reports_well_formed_numbers():
         assert 0 < config["input_share"] < 1
 
 
+@pytest.mark.slow
 def test_bench_without_torch_says_the_reference_is_skipped():
     # sys.modules["torch"] = None is how Python spells "not installed" for one process.
     run_bench = ("import runpy, sys; sys.modules['torch'] = None; sys.argv[0] = {script!r}; "

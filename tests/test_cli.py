@@ -1,40 +1,18 @@
-"""The command-line scripts: quiet and instant, one-line errors for bad input, and eval.py
-reproducing a run."""
+"""The command-line scripts and lstm_mnist.cli: quiet and instant, flags made from the config's
+fields, one-line errors for bad input, and eval.py reproducing a run."""
 
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT, run_script, user_environment, write_mnist
+from helpers import ROOT, assert_one_line_error, run_script, write_mnist
 from lstm_mnist import cli
 from lstm_mnist.config import Config
 
 SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py", "explain.py")
-# Modules that neither build nor run graphs, and so must not import TensorFlow.
-TENSORFLOW_FREE = ("lstm_mnist", "lstm_mnist.cli", "lstm_mnist.config", "lstm_mnist.data",
-                   "lstm_mnist.errors", "lstm_mnist.figures", "lstm_mnist.files",
-                   "lstm_mnist.images", "lstm_mnist.plots", "lstm_mnist.runs",
-                   "lstm_mnist.sequences")
-
-
-def _assert_one_line_error(result, *fragments):
-    """The script failed and its whole stderr is one line holding every fragment."""
-    assert result.returncode != 0
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def _run_python(code, **environment):
-    """Runs `python -c code` in the repository as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600, env=user_environment(**environment))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -56,72 +34,9 @@ def test_a_bad_flag_is_instant_and_one_line(script, needed):
     start = time.monotonic()
     result = run_script(script, *needed, "--bogus", cwd=ROOT)
     elapsed = time.monotonic() - start
-    _assert_one_line_error(result, f"{script}: error: ", "--bogus", "(see --help)")
+    assert_one_line_error(result, f"{script}: error: ", "--bogus", "(see --help)")
     assert result.returncode == 2 and result.stdout == ""
     assert elapsed < 1.0, f"{script} --bogus took {elapsed:.2f} s"
-
-
-def test_the_package_and_modules_without_graphs_do_not_import_tensorflow():
-    result = _run_python(f"import sys; import {', '.join(TENSORFLOW_FREE)}; "
-                         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]" and result.stderr == ""
-
-
-def test_tensorflow_is_quiet_unless_asked():
-    quiet = _run_python("from lstm_mnist.tf1 import tf; tf.Session().close()")
-    assert quiet.returncode == 0 and quiet.stderr == ""
-    # The deprecation notice that disable_v2_behavior() logs comes back with LSTM_MNIST_VERBOSE.
-    loud = _run_python("from lstm_mnist.tf1 import tf", LSTM_MNIST_VERBOSE="1")
-    assert loud.returncode == 0 and "disable_resource_variables" in loud.stderr
-
-
-def test_a_failing_tensorflow_import_shows_what_tensorflow_printed(tmp_path):
-    fake = tmp_path / "tensorflow"  # shadows the real one: logs from C, as TF does, then breaks
-    fake.mkdir()
-    (fake / "__init__.py").write_text(
-        "import os\nos.write(2, b'E0000 libtensorflow.so: symbol lookup error\\n')\n"
-        "raise RuntimeError('broken build')\n")
-    result = _run_python("import lstm_mnist.tf1", PYTHONPATH=str(tmp_path))
-    assert result.returncode == 1
-    assert result.stderr.startswith("E0000 libtensorflow.so: symbol lookup error\nTraceback")
-    assert result.stderr.endswith("RuntimeError: broken build\n")
-
-
-def test_the_verbose_flag_lets_tensorflow_talk(tmp_path):
-    result = run_script("eval.py", "--checkpoint", str(tmp_path / "nowhere"), "--verbose")
-    lines = result.stderr.splitlines()
-    assert result.returncode == 2 and len(lines) > 1 and "disable_resource_variables" in result.stderr
-    assert lines[-1] == f"eval.py: error: {tmp_path / 'nowhere'}: no such checkpoint or folder"
-
-
-def test_both_tensorflow_wheels_in_one_environment_get_a_one_line_warning(monkeypatch, capsys):
-    from lstm_mnist import tf1
-    tf1._warn_about_rival_wheels()  # this environment has one of them
-    assert capsys.readouterr().err == ""
-    monkeypatch.setattr(tf1.metadata, "version", lambda name: "2.21.0")
-    tf1._warn_about_rival_wheels()
-    assert capsys.readouterr().err == (
-        "lstm_mnist: warning: tensorflow 2.21.0 and tensorflow-cpu 2.21.0 are both installed and "
-        "overwrite each other's files: make a fresh environment with one "
-        '(pip install -e ".[cpu]" or pip install -e ".[gpu]")\n')
-
-
-def test_a_missing_tensorflow_is_one_line_naming_the_install_command():
-    script = os.path.join(ROOT, "scripts", "eval.py")
-    # An import hook that finds no TensorFlow, as in an environment where it is not installed.
-    result = _run_python(
-        "import runpy, sys\n"
-        "class NoTensorFlow:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'tensorflow':\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, NoTensorFlow())\n"
-        f"sys.argv = [{script!r}, '--checkpoint', 'checkpoints/part1']\n"
-        f"runpy.run_path({script!r}, run_name='__main__')\n")
-    _assert_one_line_error(result, "eval.py: error: TensorFlow is not installed for ",
-                           'pip install -e ".[cpu]"')
-    assert result.returncode == 2
 
 
 def _config_parser():
@@ -172,22 +87,25 @@ def test_flags_make_the_config_they_name(argv, changes):
     (["--crop-min", "0"], "crop bounds must satisfy"),
     (["--crop-min", "27", "--crop-max", "25"], "crop bounds must satisfy"),
     (["--epochs", "x"], "argument --epochs: invalid int value"),
-    (["--resume", "nowhere"], "nowhere/config.json: cannot read config"),
+    pytest.param(["--resume", "nowhere"], "nowhere: no such run checkpoint folder",
+                 marks=pytest.mark.slow),  # --resume imports TensorFlow before reading the config
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, args, fragment):
     result = run_script("train.py", *args, "--logdir", str(tmp_path / "logs"), cwd=tmp_path)
-    _assert_one_line_error(result, fragment)
+    assert_one_line_error(result, fragment)
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.slow
 def test_train_rejects_corrupt_data_and_writes_nothing(tmp_path):
     write_mnist(tmp_path / "data")
     result = run_script("train.py", "--data-dir", str(tmp_path / "data"), "--logdir",
                         str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck"))
-    _assert_one_line_error(result, "checksum mismatch")
+    assert_one_line_error(result, "checksum mismatch")
     assert not (tmp_path / "logs").exists() and not (tmp_path / "ck").exists()
 
 
+@pytest.mark.slow
 def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
     common = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
     result = run_script("train.py", "--hidden", "8", "--head-hidden", "16", "--epochs", "2",
@@ -212,20 +130,21 @@ def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
     document["config"]["hidden"] = [9]
     config_path.write_text(json.dumps(document))
     mismatch = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"))
-    _assert_one_line_error(mismatch, "does not match its config", "lstm/layer_0/fw/w_x")
+    assert_one_line_error(mismatch, "does not match its config", "lstm/layer_0/fw/w_x")
 
     # The same run name again is refused, and the first run is left as it was.
     again = run_script("train.py", "--epochs", "1", "--run-name", "tiny", *common)
-    _assert_one_line_error(again, "already exists")
+    assert_one_line_error(again, "already exists")
     assert json.loads((logs / "results.json").read_text()) == logged
 
 
 @pytest.mark.parametrize("flag", ["--logdir", "--checkpoint-dir"])
+@pytest.mark.slow
 def test_train_rejects_an_unwritable_folder(tmp_path, flag):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = run_script("train.py", "--epochs", "1", flag, str(blocker / "runs"), cwd=tmp_path)
-    _assert_one_line_error(result, "cannot create folder")
+    assert_one_line_error(result, "cannot create folder")
     assert blocker.read_text() == "not a folder"
     assert not (tmp_path / "logs").exists() and not (tmp_path / "checkpoints").exists()
 
@@ -234,11 +153,13 @@ def test_train_rejects_an_unwritable_folder(tmp_path, flag):
     (lambda p: p / "nowhere", "no such checkpoint or folder"),
     (lambda p: p, "holds no checkpoint"),
 ])
+@pytest.mark.slow
 def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
-    _assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)
+    assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)
 
 
 @pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
+@pytest.mark.slow
 def test_eval_reproduces_each_committed_reference_run(run):
     results_file = os.path.join(ROOT, "logs", run, "results.json")
     if not os.path.exists(results_file):

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import idx_bytes, write_mnist
+from helpers import idx_bytes, write_mnist
 from lstm_mnist.data import DEFAULT_DATA_DIR, MNIST_SHA256, DataError, load_mnist, read_idx
 
 

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_script
+from helpers import assert_one_line_error, run_script
 from lstm_mnist.checkpoints import resolve_checkpoint, saver
 from lstm_mnist.config import load_config, save_config, tiny_config
 from lstm_mnist.explain import (Input, check_picture_paths, file_inputs, settled_at_step,
                                 split_inputs)
 from lstm_mnist.report import worst_errors
 from lstm_mnist.sequences import draw_crops, to_sequences
-from test_cli import _assert_one_line_error
 
 CROP_SEED = 3
 
@@ -213,6 +212,7 @@ def test_a_picture_never_replaces_an_input_image_or_another_picture(tmp_path, mn
         check_picture_paths(str(tmp_path / "out"), [item, item])
 
 
+@pytest.mark.slow
 def test_script_json_explains_test_images_and_files_and_reports_bad_files(checkpoints, mnist,
                                                                           tmp_path):
     good = tmp_path / "digit.png"
@@ -243,6 +243,7 @@ def test_script_json_explains_test_images_and_files_and_reports_bad_files(checkp
             assert picture.format == "PNG" and picture.width == 1600
 
 
+@pytest.mark.slow
 def test_script_explains_a_bidirectional_model_in_one_line(checkpoints, tmp_path):
     result = run_script("explain.py", "--checkpoint", checkpoints["bidirectional"],
                         "--test-index", "0", "--output", str(tmp_path))
@@ -254,6 +255,7 @@ def test_script_explains_a_bidirectional_model_in_one_line(checkpoints, tmp_path
     assert picture.stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arguments, fragment", [
     (["--checkpoint", "{missing}", "--test-index", "0"], "no such checkpoint or folder"),
     (["--checkpoint", "{unidirectional}", "--test-index", "10000"],
@@ -266,7 +268,7 @@ def test_script_rejects_bad_input_in_one_line(checkpoints, tmp_path, arguments, 
     names = dict(checkpoints, missing=str(tmp_path / "nowhere"))
     result = run_script("explain.py", *[a.format(**names) for a in arguments],
                         "--output", str(tmp_path / "out"))
-    _assert_one_line_error(result, "explain.py: error: ", fragment)
+    assert_one_line_error(result, "explain.py: error: ", fragment)
     assert result.stdout == "" and not (tmp_path / "out").exists()
 
 

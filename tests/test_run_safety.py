@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from conftest import ROOT, run_script
+from helpers import ROOT, TINY_FLAGS, run_script, start_script
 from lstm_mnist import trainer as trainer_module
 from lstm_mnist.checkpoints import CheckpointError
 from lstm_mnist.config import ConfigError, load_config, tiny_config
@@ -22,10 +22,6 @@ from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import evaluate_checkpoint
 from lstm_mnist.trainer import (RunFinished, TrainingDiverged, TrainingInterrupted, resume,
                                 train)
-
-TINY = ["--hidden", "8", "--head-hidden", "16", "--train-subset", "640", "--batch-size", "32",
-        "--dropout", "0"]
-
 
 def _folders(tmp_path, name="r"):
     return tmp_path / "logs" / name, tmp_path / "ck" / name
@@ -129,6 +125,7 @@ def test_a_copied_run_resumes_from_its_own_files_and_never_touches_the_original(
 
 # 2. The printed command and the log folder's identity.
 
+@pytest.mark.slow
 def test_the_printed_resume_command_continues_the_run_from_any_folder(tmp_path, monkeypatch):
     message = _interrupted_run(tmp_path, monkeypatch)
     command = message.split("continue with: ")[1].split()
@@ -143,6 +140,7 @@ def test_the_printed_resume_command_continues_the_run_from_any_folder(tmp_path, 
     assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_the_logs_of_another_run_of_the_same_name(tmp_path, monkeypatch):
     _interrupted_run(tmp_path / "a", monkeypatch)
     _train(tmp_path / "b")  # an unrelated, finished run also named r
@@ -166,6 +164,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_a_symlinked_run_folder(tmp_path):
     _train(tmp_path, "real")
     os.symlink(tmp_path / "logs" / "real", tmp_path / "logs" / "link")
@@ -180,12 +179,13 @@ def _train_overwrite(tmp_path, name, **changes):
                  checkpoint_dir=str(tmp_path / "ck"), overwrite=True, echo=False)
 
 
+@pytest.mark.slow
 def test_overwrite_deletes_the_old_run_only_after_every_check_passed(tmp_path):
     _train(tmp_path)
     before = _snapshot(*_folders(tmp_path))
     for flags in (["--seed", "-1"], ["--crop-seed", "-5"], ["--hidden", "100000"],
                   ["--train-subset", "100000"]):
-        result = run_script("train.py", *TINY, *flags, "--run-name", "r", "--overwrite",
+        result = run_script("train.py", *TINY_FLAGS, *flags, "--run-name", "r", "--overwrite",
                             "--logdir", str(tmp_path / "logs"), "--checkpoint-dir",
                             str(tmp_path / "ck"))
         assert _one_line(result).startswith("train.py: error: "), flags
@@ -197,11 +197,11 @@ def test_overwrite_deletes_the_old_run_only_after_every_check_passed(tmp_path):
 
 # 4. One process per run.
 
+@pytest.mark.slow
 def test_a_second_process_cannot_train_or_replace_a_run_in_use(tmp_path):
-    command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *TINY, "--epochs",
-               "500", "--run-name", "r", "--logdir", str(tmp_path / "logs"), "--checkpoint-dir",
-               str(tmp_path / "ck")]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    flags = [*TINY_FLAGS, "--epochs", "500", "--run-name", "r", "--logdir", str(tmp_path / "logs"),
+             "--checkpoint-dir", str(tmp_path / "ck")]
+    first = start_script("train.py", *flags)
     try:
         latest = tmp_path / "ck" / "r" / "latest" / "checkpoint"
         deadline = time.time() + 300
@@ -209,7 +209,7 @@ def test_a_second_process_cannot_train_or_replace_a_run_in_use(tmp_path):
             assert first.poll() is None and time.time() < deadline, first.communicate()
             time.sleep(0.1)
         for flags in (["--resume", str(tmp_path / "ck" / "r"), "--logdir",
-                       str(tmp_path / "logs")], command[2:] + ["--overwrite"]):
+                       str(tmp_path / "logs")], flags + ["--overwrite"]):
             second = run_script("train.py", *flags)
             assert "in use by another training process" in _one_line(second), flags
         assert first.poll() is None
@@ -217,10 +217,8 @@ def test_a_second_process_cannot_train_or_replace_a_run_in_use(tmp_path):
         first.kill()
         first.wait()
     # kill -9 releases the lock: the run continues.
-    resumed = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"),
-                                "--resume", str(tmp_path / "ck" / "r"), "--logdir",
-                                str(tmp_path / "logs")], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    resumed = start_script("train.py", "--resume", str(tmp_path / "ck" / "r"), "--logdir",
+                           str(tmp_path / "logs"))
     log = tmp_path / "logs" / "r" / "train.log"
     while "resumed from" not in log.read_text():
         assert resumed.poll() is None, resumed.communicate()
@@ -232,6 +230,7 @@ def test_a_second_process_cannot_train_or_replace_a_run_in_use(tmp_path):
 # 5. Divergence.
 
 @pytest.mark.parametrize("clip", [5.0, 0.0])
+@pytest.mark.slow
 def test_non_finite_weights_are_never_saved(tmp_path, clip):
     _train(tmp_path, epochs=1, clip=clip)
     logs, ck = _folders(tmp_path)
@@ -251,6 +250,7 @@ def test_non_finite_weights_are_never_saved(tmp_path, clip):
 
 # 6. One line, never a traceback.
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_one_line_for_resume(tmp_path, monkeypatch):
     _interrupted_run(tmp_path, monkeypatch)
     ck = _folders(tmp_path)[1]
@@ -280,13 +280,11 @@ def test_resume_with_a_config_that_does_not_match_the_weights_is_one_line(tmp_pa
         resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     with _mounted(tmp_path / "disk", "size=2m") as disk:
-        command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *TINY,
-                   "--epochs", "50", "--run-name", "r", "--logdir", str(disk / "logs"),
-                   "--checkpoint-dir", str(disk / "ck")]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        process = start_script("train.py", *TINY_FLAGS, "--epochs", "50", "--run-name", "r",
+                               "--logdir", str(disk / "logs"), "--checkpoint-dir", str(disk / "ck"))
         while not (disk / "ck" / "r" / "latest" / "checkpoint").exists():
             assert process.poll() is None, process.communicate()
             time.sleep(0.1)
@@ -296,7 +294,7 @@ def test_a_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_
                     filler.write(b"\0" * 4096)
                     filler.flush()
         stdout, stderr = process.communicate(timeout=300)
-        line = _one_line(subprocess.CompletedProcess(command, process.returncode, stdout,
+        line = _one_line(subprocess.CompletedProcess(process.args, process.returncode, stdout,
                                                      stderr))
         assert "no space left on device" in line.lower() and "the last good checkpoint is" in line
         latest = tf.train.latest_checkpoint(str(disk / "ck" / "r" / "latest"))
@@ -310,6 +308,7 @@ def test_a_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_
         assert resumed.returncode == 0, resumed.stderr
 
 
+@pytest.mark.slow
 def test_a_read_only_checkpoint_folder_is_refused_before_training(tmp_path, monkeypatch):
     _interrupted_run(tmp_path, monkeypatch)
     logs, ck = _folders(tmp_path)
@@ -320,6 +319,7 @@ def test_a_read_only_checkpoint_folder_is_refused_before_training(tmp_path, monk
     assert _snapshot(logs) == before
 
 
+@pytest.mark.slow
 def test_eval_report_into_a_place_that_cannot_be_written_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = run_script("eval.py", "--checkpoint", os.path.join(ROOT, "checkpoints", "part1"),
@@ -334,14 +334,16 @@ def test_eval_report_into_a_place_that_cannot_be_written_is_one_line(tmp_path):
 
 # 7. A run that could not start leaves its name free.
 
+@pytest.mark.slow
 def test_a_refused_run_creates_no_folder(tmp_path):
     (tmp_path / "logs").write_text("a file where the log folder should be")
-    result = run_script("train.py", *TINY, "--run-name", "r", "--logdir", str(tmp_path / "logs"),
-                        "--checkpoint-dir", str(tmp_path / "ck"))
+    result = run_script("train.py", *TINY_FLAGS, "--run-name", "r", "--logdir",
+                        str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck"))
     assert "not a folder" in _one_line(result)
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_before_its_first_checkpoint_leaves_its_name_free(tmp_path):
     with pytest.raises(TrainingDiverged, match="No checkpoint had been saved yet"):
         _train(tmp_path, lr=1e30, lr_schedule="constant", clip=0.0)
@@ -349,6 +351,7 @@ def test_a_run_that_diverges_before_its_first_checkpoint_leaves_its_name_free(tm
     _train(tmp_path)  # the name is free again
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_from_the_start(tmp_path):
     _train(tmp_path, "donor")
     logs, ck = _folders(tmp_path)
@@ -361,11 +364,10 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_from_the_start(
     assert results["best_epoch"] == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_the_graph_is_built_creates_nothing(tmp_path):
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *TINY,
-                                "--run-name", "r", "--logdir", str(tmp_path / "logs"),
-                                "--checkpoint-dir", str(tmp_path / "ck")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_script("train.py", *TINY_FLAGS, "--run-name", "r", "--logdir",
+                           str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck"))
     time.sleep(1.0)  # TensorFlow is still loading
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -396,6 +398,7 @@ def test_an_unknown_config_key_names_its_file(tmp_path):
         load_config(str(path))
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_changes_nothing(tmp_path):
     _train(tmp_path)
     before = _snapshot(*_folders(tmp_path))
@@ -407,6 +410,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert result.returncode == 0 and "nothing to do" in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_final_test_stops_it_and_resume_redoes_only_the_test(
         tmp_path, monkeypatch):
     _signal_at_measure(monkeypatch, 3)  # epoch 1's validation, then the final test's two

@@ -73,6 +73,7 @@ def test_mirror_computes_our_logits_and_gradients_from_our_weights(name):
         assert np.abs(want).max() > 0, parameter
 
 
+@pytest.mark.slow  # builds and runs both trainers
 def test_mirror_training_step_reports_our_loss_and_gradient_norm():
     config = CONFIGS["deep bidirectional, crops"].replace(clip=1e-3)
     inputs, lengths, labels = _batch(config)
