@@ -51,6 +51,19 @@ def run(main: Callable[[List[str]], Optional[int]], prog: str):
     sys.exit(status or 0)
 
 
+def add_checkpoint_argument(parser: argparse.ArgumentParser):
+    """`--checkpoint`, required: what eval.py, predict.py and explain.py restore."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run's checkpoint folder (uses its best checkpoint) or one "
+                             "checkpoint prefix such as checkpoints/part1/best/model-30")
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser):
+    """`--data-dir`, where MNIST is read from (default: the copy shipped with the package)."""
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX files "
+                                           "(default: the copy shipped with the package)")
+
+
 def parse_sizes(text: str) -> tuple:
     """'128,64' -> (128, 64); every size must be a positive integer."""
     try:

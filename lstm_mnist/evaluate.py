@@ -5,6 +5,7 @@ from typing import Dict, Optional
 from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import Config, load_config
 from lstm_mnist.data import load_mnist
+from lstm_mnist.explain import Tracer, explain_worst_errors
 from lstm_mnist.model import Model
 from lstm_mnist.passes import EVAL_BATCH_SIZE, measure
 from lstm_mnist.report import split_probabilities, write_report
@@ -17,7 +18,8 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
                         report_dir: Optional[str] = None) -> Dict[str, object]:
     """Rebuilds the model from a checkpoint's config and measures it on validation and test.
 
-    With `report_dir`, also writes `report.write_report` of the full test images into it.
+    With `report_dir`, also writes `report.write_report` of the full test images into it, and
+    `explain_worst_errors`: pictures of how the model read its most confident mistakes.
 
     Returns:
       `{"checkpoint": prefix, "validation_loss": ..., "validation_error": ...,
@@ -33,6 +35,7 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
     with tf.Graph().as_default():
         tf.set_random_seed(config.seed)
         model = Model(config)
+        tracer = Tracer(model) if report_dir is not None else None
         with tf.Session(config=session_config()) as session:
             restore(session, prefix, model.model_variables)
             results = {"checkpoint": prefix}
@@ -40,8 +43,9 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
                 measured = measure(session, model, getattr(mnist, split_name), crop_seed)
                 results.update({f"{split_name}_{key}": value for key, value in measured.items()})
             if report_dir is not None:
-                write_report(report_dir, mnist.test.images, mnist.test.labels,
-                             split_probabilities(session, model, mnist.test, EVAL_BATCH_SIZE))
+                probabilities = split_probabilities(session, model, mnist.test, EVAL_BATCH_SIZE)
+                write_report(report_dir, mnist.test.images, mnist.test.labels, probabilities)
+                explain_worst_errors(session, tracer, report_dir, mnist.test, probabilities)
     return results
 
 

@@ -5,7 +5,9 @@ import io
 import json
 import os
 import tempfile
-from typing import Dict, List, Union
+from typing import Dict, Iterable, List, Union
+
+import numpy as np
 
 
 def write_atomic(path: str, content: Union[str, bytes]):
@@ -42,6 +44,12 @@ def _umask() -> int:
 def write_json(path: str, document) -> None:
     """Writes `document` as indented JSON with sorted keys, atomically."""
     write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def json_floats(values: Iterable) -> List[float]:
+    """float32 values as JSON numbers in their shortest round-trip form: str() of a float32 gives
+    0.9999784 where float() would give 0.9999784231185913."""
+    return [float(str(np.float32(value))) for value in values]
 
 
 def read_json(path: str):

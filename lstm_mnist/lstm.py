@@ -90,6 +90,23 @@ class StackOutput(NamedTuple):
     final_states: Tuple[Tuple[LSTMState, ...], ...]
 
 
+class LSTMTrace(NamedTuple):
+    """One LSTM's values at every step, for looking at (`LSTMStack.trace`), each float32
+    `[time, batch, hidden]`, time-major, zero past each example's length.
+
+    Attributes:
+      input_gate, forget_gate, output_gate: the gates after their sigmoid.
+      cell: the cell state c_t.
+      output: the output h_t.
+    """
+
+    input_gate: tf.Tensor
+    forget_gate: tf.Tensor
+    output_gate: tf.Tensor
+    cell: tf.Tensor
+    output: tf.Tensor
+
+
 def create_lstm_weights(input_size: int, hidden_size: int, name: str) -> LSTMWeights:
     """Creates the variables of one LSTM under scope `name` (`name/w_x`, `name/w_h`, `name/b`).
 
@@ -540,6 +557,38 @@ class LSTMStack:
         run = self._bidirectional if self.bidirectional else self._unidirectional
         return run(inputs, layout, masks)
 
+    def trace(self, inputs: tf.Tensor, lengths: tf.Tensor) -> Tuple[Tuple[LSTMTrace, ...], ...]:
+        """The gates, cells and outputs of every LSTM at every step, for inference (no dropout, no
+        gradient): the stack's own `project_inputs` and `lstm_step` on its own variables, stepped
+        by `tf.scan` over the padded batch instead of the packed training loop.
+
+        Args:
+          inputs: float32 `[time, batch, input_size]`, time-major, as for `__call__`.
+          lengths: int32 `[batch]`, valid steps per example.
+
+        Returns:
+          `trace[layer][direction]`, an LSTMTrace in time order: for the backward direction, step
+          t holds its values after reading steps `lengths - 1` down to t, so its output at step 0
+          is the one `__call__` classifies.
+        """
+        valid = tf.cast(tf.range(tf.shape(inputs)[0])[:, None] < lengths[None, :], tf.float32)
+
+        def reverse(sequence):  # the valid part only: padding stays at the end
+            return tf.reverse_sequence(sequence, lengths, seq_axis=0, batch_axis=1)
+
+        traces = []
+        for layer in self.layers:
+            layer_traces = []
+            for direction, weights in zip(DIRECTIONS, layer):
+                if direction == "fw":
+                    traced = _trace_lstm(weights, inputs)
+                else:
+                    traced = LSTMTrace(*map(reverse, _trace_lstm(weights, reverse(inputs))))
+                layer_traces.append(LSTMTrace(*(values * valid[..., None] for values in traced)))
+            traces.append(tuple(layer_traces))
+            inputs = tf.concat([traced.output for traced in layer_traces], axis=2)
+        return tuple(traces)
+
     def _unidirectional(self, inputs: tf.Tensor, layout: PackedLayout, masks) -> StackOutput:
         # One chain holding every layer: all layers advance in one loop.
         [states] = run_chains([_chain(inputs, [fw for (fw,) in self.layers],
@@ -569,6 +618,24 @@ class LSTMStack:
         last_output = tf.concat([state.h for state in final_states[-1]], axis=1)
         outputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
         return StackOutput(layout.unpack(outputs), last_output, tuple(final_states))
+
+
+def _trace_lstm(weights: LSTMWeights, inputs: tf.Tensor) -> LSTMTrace:
+    """Steps one LSTM through padded, time-major `inputs [time, batch, input]` with `lstm_step`,
+    keeping everything: the LSTMTrace of every step (also of padding)."""
+    steps, batch = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    hidden = weights.hidden_size
+    projected = project_inputs(tf.reshape(inputs, [steps * batch, int(inputs.shape[2])]),
+                               weights.w_x, weights.b)
+    w_h = tf.convert_to_tensor(weights.w_h)
+
+    def step(previous: LSTMTrace, projected_input: tf.Tensor) -> LSTMTrace:
+        state, gates = lstm_step(w_h, projected_input, LSTMState(previous.output, previous.cell))
+        return LSTMTrace(gates.input_gate, gates.forget_gate, gates.output_gate, state.c, state.h)
+
+    zeros = tf.zeros([batch, hidden])
+    return tf.scan(step, tf.reshape(projected, [steps, batch, NUM_GATES * hidden]),
+                   initializer=LSTMTrace(*[zeros] * len(LSTMTrace._fields)))
 
 
 def _chain(inputs: tf.Tensor, layers: Sequence[LSTMWeights], dropout_masks=None) -> Chain:

@@ -4,7 +4,7 @@ One graph-building function serves training and evaluation; training adds the op
 `passes.run_pass` runs it, the one loop over minibatches for train, validation and test alike.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -50,10 +50,8 @@ class Model:
 
         self.lstm = lstm_class(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm")
         features = self.lstm(self.inputs, self.lengths, self.dropout_rate).last_output
-        with tf.variable_scope("head"):
-            hidden = tf.nn.relu(_dense(dropout(features, self.dropout_rate), config.head_hidden,
-                                       "hidden"))
-            self.logits = _dense(hidden, NUM_CLASSES, "logits")
+        self.head = Head(int(features.shape[-1]), config.head_hidden)
+        self.logits = self.head(features, self.dropout_rate)
 
         self.probabilities = tf.nn.softmax(self.logits)
         self.predictions = tf.argmax(self.logits, axis=1)
@@ -95,10 +93,28 @@ class Model:
         return session.run(self.probabilities, {self.inputs: inputs, self.lengths: lengths})
 
 
-def _dense(inputs: tf.Tensor, units: int, name: str) -> tf.Tensor:
-    """`inputs W + b` with variables `<scope>/<name>/{w,b}`."""
+class Head:
+    """The classifier on top of the LSTM: a ReLU layer, then the 10 logits. Its variables,
+    `head/hidden/{w,b}` and `head/logits/{w,b}`, are created once, on construction, so the same
+    head can also classify other features (`explain` applies it to the output of every step)."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        with tf.variable_scope("head"):
+            self.hidden = _dense(input_size, hidden_size, "hidden")
+            self.logits = _dense(hidden_size, NUM_CLASSES, "logits")
+
+    def __call__(self, features: tf.Tensor, dropout_rate=0.0) -> tf.Tensor:
+        """`[rows, input_size]` features -> `[rows, 10]` logits; `dropout_rate` as in `dropout`."""
+        with tf.name_scope("head"):
+            w, b = self.hidden
+            hidden = tf.nn.relu(tf.matmul(dropout(features, dropout_rate), w) + b)
+            w, b = self.logits
+            return tf.matmul(hidden, w) + b
+
+
+def _dense(input_size: int, units: int, name: str) -> Tuple[tf.Variable, tf.Variable]:
+    """The variables `<scope>/<name>/{w,b}` of a dense layer `inputs w + b`."""
     with tf.variable_scope(name):
-        w = tf.get_variable("w", [int(inputs.shape[-1]), units],
-                            initializer=tf.glorot_uniform_initializer())
+        w = tf.get_variable("w", [input_size, units], initializer=tf.glorot_uniform_initializer())
         b = tf.get_variable("b", [units], initializer=tf.zeros_initializer())
-    return tf.matmul(inputs, w) + b
+    return w, b

@@ -1,9 +1,10 @@
-"""Classifying digits in ordinary image files with a trained checkpoint.
+"""Classifying digits in ordinary image files with a trained checkpoint, and explaining how the
+model read them (or test images).
 
 Each picture is first brought into MNIST's form by `images.read_digit`.
 """
 
-from typing import List, NamedTuple, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -11,8 +12,13 @@ from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import load_config
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import session_config
+from lstm_mnist.data import load_mnist
+from lstm_mnist.explain import (Explanation, Input, Tracer, check_picture_paths, file_inputs,
+                                split_inputs, write_pictures)
+from lstm_mnist.files import json_floats
 from lstm_mnist.images import ImageError, read_digit
 from lstm_mnist.model import Model
+from lstm_mnist.runs import check_writable
 from lstm_mnist.tf1 import tf
 
 
@@ -36,9 +42,8 @@ class Prediction(NamedTuple):
         return f"{self.file}: digit {self.digit} (p={confidence:.3f})  {classes}"
 
     def to_dict(self) -> dict:
-        # str() of a float32 is its shortest round-trip form (0.9999784, not 0.9999784231185913).
         return {"file": self.file, "digit": self.digit,
-                "probabilities": [float(str(np.float32(p))) for p in self.probabilities]}
+                "probabilities": json_floats(self.probabilities)}
 
 
 class Classifier:
@@ -47,20 +52,22 @@ class Classifier:
     Use it as a context manager, or call `close()`, to release the session.
     """
 
-    def __init__(self, checkpoint: str):
+    def __init__(self, checkpoint: str, trace: bool = False):
         """Rebuilds the model from the checkpoint's config.json and restores its weights.
 
         Args:
           checkpoint: a run's checkpoint folder (its best checkpoint is used) or one prefix.
+          trace: also build the per-step values that `explain` fetches.
 
         Raises:
           CheckpointError, ConfigError: the checkpoint or its config is missing or does not match.
         """
         self.prefix, config_path = resolve_checkpoint(checkpoint)
-        config = load_config(config_path)
+        self.config = load_config(config_path)
         graph = tf.Graph()
         with graph.as_default():
-            self._model = Model(config)
+            self._model = Model(self.config)
+            self._tracer = Tracer(self._model) if trace else None
             self._session = tf.Session(graph=graph, config=session_config())
             try:
                 restore(self._session, self.prefix, self._model.model_variables)
@@ -79,6 +86,12 @@ class Classifier:
           float32 `[N, 10]`, each row summing to 1.
         """
         return self._model.predict(self._session, images)
+
+    def explain(self, inputs: Sequence[Input]) -> List[Explanation]:
+        """`explain.Tracer.explain` of the inputs; needs a Classifier made with `trace=True`."""
+        if self._tracer is None:
+            raise ValueError("this Classifier was made without trace=True")
+        return self._tracer.explain(self._session, inputs)
 
     def close(self):
         self._session.close()
@@ -109,4 +122,40 @@ def predict_files(classifier: Classifier,
     if readable:
         for index, p in zip(readable, classifier.probabilities(np.stack(digits))):
             answers[index] = Prediction(paths[index], int(p.argmax()), p)
+    return answers
+
+
+def explain_images(classifier: Classifier, folder: str, paths: Sequence[str] = (),
+                   test_indices: Sequence[int] = (), crop_seed: Optional[int] = None,
+                   data_dir: Optional[str] = None
+                   ) -> List[Union[Tuple[Explanation, str], ImageError]]:
+    """Explains test images and image files, one picture each in `folder`; a bad file does not
+    stop the others.
+
+    Args:
+      classifier: made with `trace=True`.
+      folder: where the pictures go (`explain.picture_path`), created if missing.
+      paths: image files.
+      test_indices: test images (from `data_dir`, default the shipped MNIST).
+      crop_seed: read crops (`explain.split_inputs`) instead of full images.
+
+    Returns:
+      The test images', then the files' answers in the given order: `(Explanation, picture
+      path)`, or the ImageError saying why a file could not be read.
+
+    Raises:
+      UserError: a test index is out of range, `folder` is not writable, or a picture would
+        replace an input image or another picture of this call.
+    """
+    check_writable(folder)
+    inputs = (split_inputs(load_mnist(data_dir).test, test_indices, classifier.config, crop_seed)
+              if test_indices else [])
+    answers = inputs + file_inputs(paths, classifier.config, crop_seed)
+    readable = [answer for answer in answers if isinstance(answer, Input)]
+    check_picture_paths(folder, readable, protected=paths)
+    if readable:
+        explanations = classifier.explain(readable)
+        explained = iter(zip(explanations, write_pictures(folder, explanations)))
+        answers = [next(explained) if isinstance(answer, Input) else answer
+                   for answer in answers]
     return answers

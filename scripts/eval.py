@@ -17,17 +17,16 @@ def main(argv):
         prog="eval.py", description="Rebuild a model from its checkpoint folder's config.json, "
         "restore it and report loss, error and accuracy on the 5000 validation and 10000 test "
         "images (and on fixed crops for models trained with --crop).")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run's checkpoint folder (uses its best checkpoint) or one "
-                             "checkpoint prefix such as checkpoints/part1/best/model-30")
-    parser.add_argument("--data-dir", help="folder with the MNIST IDX files "
-                                           "(default: the copy shipped with the package)")
+    cli.add_checkpoint_argument(parser)
+    cli.add_data_dir_argument(parser)
     parser.add_argument("--crop-seed", type=int,
                         help="seed of the evaluation crops (default: the one the run used)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--report", metavar="DIR",
                         help="also write the test set's confusion_matrix.csv, confusion_matrix.png "
-                             "and worst_errors.png (its most confident mistakes) into DIR")
+                             "and worst_errors.png (its most confident mistakes) into DIR, and "
+                             "test-N.explain.png pictures of how the model read its 3 most "
+                             "confident mistakes (see explain.py)")
     args = parser.parse_args(argv)
     from lstm_mnist.evaluate import evaluate_checkpoint  # imports TensorFlow: flags first
     results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report)

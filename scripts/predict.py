@@ -21,9 +21,7 @@ def main(argv):
         "image is turned upright as its EXIF tag says, cropped to its ink, scaled and centred the "
         "way MNIST was made. An unreadable, too large or empty image is reported and the others "
         "are still predicted; the exit status is then 1.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run's checkpoint folder (uses its best checkpoint) or one "
-                             "checkpoint prefix such as checkpoints/part1/best/model-30")
+    cli.add_checkpoint_argument(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per image and line, in the order given: "

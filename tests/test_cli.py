@@ -12,7 +12,7 @@ from helpers import ROOT, assert_one_line_error, run_script, write_mnist
 from lstm_mnist import cli
 from lstm_mnist.config import Config
 
-SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py")
+SCRIPTS = ("train.py", "eval.py", "predict.py", "plot.py", "explain.py")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -28,7 +28,8 @@ def test_help_is_instant_and_prints_only_the_scripts_own_text(script):
 
 @pytest.mark.parametrize("script,needed", [
     ("train.py", []), ("eval.py", ["--checkpoint", "checkpoints/part1"]),
-    ("predict.py", ["--checkpoint", "checkpoints/part1", "digit.png"]), ("plot.py", ["logs/part1"])])
+    ("predict.py", ["--checkpoint", "checkpoints/part1", "digit.png"]), ("plot.py", ["logs/part1"]),
+    ("explain.py", ["--checkpoint", "checkpoints/part1", "--test-index", "7"])])
 def test_a_bad_flag_is_instant_and_one_line(script, needed):
     start = time.monotonic()
     result = run_script(script, *needed, "--bogus", cwd=ROOT)
