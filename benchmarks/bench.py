@@ -20,10 +20,9 @@ from benchmarks.timing import RandomBatches, measure
 from benchmarks.torch_process import TorchCandidate, torch_missing
 from lstm_mnist.config import Config
 from lstm_mnist.data import load_mnist
-from lstm_mnist.evaluate import session_config
 from lstm_mnist.lstm import LSTMStack
 from lstm_mnist.model import Model
-from lstm_mnist.tf1 import tf
+from lstm_mnist.tf1 import session_config, tf
 
 IMPLEMENTATIONS = {"ours": LSTMStack, "blocklstm": BlockLSTMStack, "naive": NaiveLoopStack}
 STEPS_PER_EPOCH = 1000  # for the learning-rate schedule: the benchmark never reaches its end

@@ -7,9 +7,9 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
   `plots` (learning curves), `images` (image files to MNIST's form), `cli` (what the scripts
   share): no TensorFlow.
-- `tf1` (TensorFlow's TF1 API, imported quietly), `packing` (packed variable-length batches),
-  `lstm` (the LSTM and its time loops), `model` (the classifier graph), `passes` (one pass over
-  minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them
+- `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `packing` (packed
+  variable-length batches), `lstm` (the LSTM and its time loops), `model` (the classifier
+  graph), `passes` (one pass over minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them
   inside the folder given), `report` (confusion matrix and worst errors), `explain` (a model's
   gates, cells and probabilities after every step, drawn), `evaluate` (a checkpoint measured on
   validation and test), `predict` (classifying and explaining image files), `monitor`

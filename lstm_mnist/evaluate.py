@@ -10,7 +10,7 @@ from lstm_mnist.model import Model
 from lstm_mnist.passes import EVAL_BATCH_SIZE, measure
 from lstm_mnist.report import split_probabilities, write_report
 from lstm_mnist.runs import check_writable
-from lstm_mnist.tf1 import tf
+from lstm_mnist.tf1 import session_config, tf
 
 
 def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
@@ -48,14 +48,3 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
                 explain_worst_errors(session, tracer, report_dir, mnist.test, probabilities)
     return results
 
-
-def session_config() -> tf.ConfigProto:
-    """Session settings shared by training, evaluation and benchmarks.
-
-    One thread per op, as many ops at once as there are cores: the graph is thousands of small ops
-    (128 x 512 matrices), and splitting each over threads costs more in synchronisation than it
-    gains (docs/performance.md: 1.19x more training examples/s for 1 x 128 than TensorFlow's
-    default of splitting every op over all cores). The two directions of a bidirectional layer and
-    the layers of a deep stack already keep the cores busy side by side.
-    """
-    return tf.ConfigProto(intra_op_parallelism_threads=1)

@@ -10,16 +10,15 @@ import numpy as np
 
 from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import load_config
-from lstm_mnist.errors import UserError
-from lstm_mnist.evaluate import session_config
 from lstm_mnist.data import load_mnist
+from lstm_mnist.errors import UserError
 from lstm_mnist.explain import (Explanation, Input, Tracer, check_picture_paths, file_inputs,
                                 split_inputs, write_pictures)
 from lstm_mnist.files import json_floats
 from lstm_mnist.images import ImageError, read_digit
 from lstm_mnist.model import Model
 from lstm_mnist.runs import check_writable
-from lstm_mnist.tf1 import tf
+from lstm_mnist.tf1 import session_config, tf
 
 
 class Prediction(NamedTuple):

@@ -101,3 +101,16 @@ def _warn_about_rival_wheels():
 
 tf = _import_tf1() if verbose() else _import_quietly()
 _warn_about_rival_wheels()
+
+
+def session_config() -> tf.ConfigProto:
+    """Session settings shared by training, evaluation and benchmarks.
+
+    One thread per op, as many ops at once as there are cores: the graph is thousands of small ops
+    (128 x 512 matrices), and splitting each over threads costs more in synchronisation than it
+    gains (docs/performance.md: 1.19x more training examples/s for 1 x 128 than TensorFlow's
+    default of splitting every op over all cores). The two directions of a bidirectional layer and
+    the layers of a deep stack already keep the cores busy side by side.
+    """
+    return tf.ConfigProto(intra_op_parallelism_threads=1)
+

@@ -27,7 +27,6 @@ from lstm_mnist import checkpoints
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
-from lstm_mnist.evaluate import session_config
 from lstm_mnist.files import read_csv, read_json, write_csv, write_json
 from lstm_mnist.model import Model
 from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
@@ -35,7 +34,7 @@ from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
 from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
-from lstm_mnist.tf1 import tf
+from lstm_mnist.tf1 import session_config, tf
 
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
 
