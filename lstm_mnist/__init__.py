@@ -9,11 +9,11 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   share): no TensorFlow.
 - `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `packing` (packed
   variable-length batches), `lstm` (the LSTM and its time loops), `model` (the classifier
-  graph), `passes` (one pass over minibatches: a training epoch or a measurement), `checkpoints` (finding and restoring them
-  inside the folder given), `report` (confusion matrix and worst errors), `explain` (a model's
-  gates, cells and probabilities after every step, drawn), `evaluate` (a checkpoint measured on
-  validation and test), `predict` (classifying and explaining image files), `monitor`
-  (log lines, TensorBoard streams, progress bar, divergence checks), `trainer` (the epoch loop).
+  graph), `passes` (one pass over minibatches: a training epoch or a measurement), `checkpoints`
+  (finding and restoring them inside the folder given), `report` (confusion matrix and worst
+  errors), `explain` (a model's gates, cells and probabilities after every step, drawn),
+  `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
+  explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence checks), `trainer` (the epoch loop).
 
 Importing the package, or a module that does not build graphs (config, data, sequences, runs,
 files, plots, images, figures, cli), does not import TensorFlow.
