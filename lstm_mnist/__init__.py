@@ -13,7 +13,8 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   (finding and restoring them inside the folder given), `report` (confusion matrix and worst
   errors), `explain` (a model's gates, cells and probabilities after every step, drawn),
   `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
-  explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence checks), `trainer` (the epoch loop).
+  explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence
+  checks), `trainer` (the epoch loop).
 
 Importing the package, or a module that does not build graphs (config, data, sequences, runs,
 files, plots, images, figures, cli), does not import TensorFlow.
