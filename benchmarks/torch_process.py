@@ -39,17 +39,16 @@ class TorchCandidate:
     there, `measure` times it (one worker serves every config, so PyTorch loads once)."""
 
     def __init__(self, threads: int, steps_per_epoch: int):
-        # PyTorch's OpenMP threads spin while they wait for work by default; on a shared machine a
-        # spinning thread holds the core its partner needs, and 2-thread training steps ran 3-20x
-        # slower than with waiting threads that sleep (docs/performance.md). The environment may
-        # still choose: OMP_WAIT_POLICY=ACTIVE python scripts/bench.py.
-        environment = dict(os.environ)
-        environment.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # PyTorch runs with the OpenMP wait policy its users get (unless the environment sets
+        # one): on an idle machine its threads spin briefly between parallel regions, which
+        # PASSIVE (sleep at once) would slow by ~1.5x; on a busy machine the spinning threads hold
+        # the cores their partners need, and OMP_WAIT_POLICY=PASSIVE python scripts/bench.py keeps
+        # the reference from collapsing (docs/performance.md).
         self._stderr = tempfile.TemporaryFile("w+")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.torch_process", "--threads", str(threads),
              "--steps-per-epoch", str(steps_per_epoch)],
-            cwd=ROOT, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, text=True)
         self.info = self._reply()  # {"torch_version", "threads", "omp_wait_policy"} when ready
 
@@ -96,7 +95,7 @@ def _serve(threads: int, steps_per_epoch: int, replies):
     torch.set_num_threads(threads)
     train = load_mnist().train
     reply({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
-           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]})
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")})
     for line in sys.stdin:
         request = json.loads(line)
         if "config" in request:

@@ -24,17 +24,21 @@ weight gradients are summed in the backward loop beside the sequential d_h chain
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
 padding (random crops leave ~12% of a padded batch empty), and the backward direction reads each
-sequence's valid part reversed.
+sequence's valid part reversed. A single unidirectional layer deals its batch into two shards that
+the loops step side by side, so that both cores have a matrix product to do at every step.
 """
 
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-from lstm_mnist.packing import PackedLayout, Step, StepSlices
+from lstm_mnist.packing import PackedLayout, Shard, Step, StepSlices
 from lstm_mnist.tf1 import tf
 
 NUM_GATES = 4  # input, forget, output, candidate: the column blocks of w_x, w_h and b
 FORGET_BIAS = 1.0
 DIRECTIONS = ("fw", "bw")
+# LSTMs a loop should step side by side so that two cores (the machine this project is measured
+# on) both have work at every step: a stack with fewer gets its batch dealt into shards.
+PARALLEL_LSTMS = 2
 
 
 class LSTMWeights(NamedTuple):
@@ -279,7 +283,7 @@ class ChainRecord(NamedTuple):
     inputs: Tuple[tf.TensorArray, ...]
 
 
-def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iterations: int = 32
+def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterations: int = 32
                ) -> List[Tuple[LSTMState, ...]]:
     """Steps independent LSTM stacks ("chains") through time in one `tf.while_loop`, with a
     hand-written gradient: a second loop that runs `lstm_step_backward` from the last step to the
@@ -290,13 +294,13 @@ def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iteration
     examples still running are computed.
 
     Args:
-      chains: Chains over the same packed layout.
-      layout: the PackedLayout of the batch.
+      chains: the Chains, each over a packed shard of a batch.
+      shards: each chain's Shard (chains may share one).
       parallel_iterations: how many loop iterations TensorFlow may run concurrently.
 
     Returns:
       Per chain, per LSTM, an LSTMState of packed `[rows, hidden]` tensors: its output and cell at
-      every valid step (`layout.last` of them is each example's final state).
+      every valid step of its shard (`Shard.last_rows` of them are each example's final state).
     """
     masks = [tuple(chain.dropout_masks or [None] * (len(chain.layers) - 1)) for chain in chains]
 
@@ -304,20 +308,21 @@ def run_chains(chains: Sequence[Chain], layout: PackedLayout, parallel_iteration
     # the outputs' gradients flat; it expects the argument's gradients in the argument's structure.
     @tf.custom_gradient
     def loop(tensors: List[ChainTensors]):
-        slices = layout.steps()  # shared by both loops
-        records = _forward(tensors, masks, layout, slices, parallel_iterations)
+        slices = _step_slices(shards)  # shared by both loops
+        records = _forward(tensors, masks, shards, slices, parallel_iterations)
         # Step t's rows follow step t-1's in the concatenation: the packed layout. The first
-        # `batch` rows are the zero initial state.
-        packed = [tuple(LSTMState(record.h.concat()[layout.batch_size:],
-                                  record.c.concat()[layout.batch_size:])
-                        for record in chain_record.lstms) for chain_record in records]
+        # `batch_size` rows are the zero initial state.
+        packed = [tuple(LSTMState(record.h.concat()[shard.batch_size:],
+                                  record.c.concat()[shard.batch_size:])
+                        for record in chain_record.lstms)
+                  for chain_record, shard in zip(records, shards)]
 
         def gradient(*d_packed):
             # None where nothing depends on an output. Gradients through `layout.last` arrive as
             # IndexedSlices: made dense once here, not at every step inside the loop.
             d_packed = tf.nest.pack_sequence_as(
                 packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
-            return _backward(tensors, masks, layout, slices, records, d_packed,
+            return _backward(tensors, masks, shards, slices, records, d_packed,
                              parallel_iterations)
 
         return packed, gradient
@@ -338,6 +343,18 @@ def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
     return tf.placeholder_with_default(tf.zeros([rows, width]), [None, width])
 
 
+def _step_slices(shards: Sequence[Shard]) -> List[StepSlices]:
+    """Each chain's StepSlices; chains on the same shard share them."""
+    built = {}
+    return [built.setdefault(id(shard), shard.steps()) for shard in shards]
+
+
+def _rows_at(slices: List[StepSlices], step: tf.Tensor) -> List[Step]:
+    """Each chain's Step at `step`; chains on the same shard share it."""
+    built = {}
+    return [built.setdefault(id(shard_slices), shard_slices.at(step)) for shard_slices in slices]
+
+
 def _hidden_size(w_h: tf.Tensor) -> int:
     return int(w_h.shape[0])
 
@@ -347,22 +364,22 @@ def _dropped(rows_tensor: tf.Tensor, mask: Optional[tf.Tensor], rows: Step) -> t
     return rows_tensor if mask is None else rows_tensor * rows.rows(mask)
 
 
-def _forward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: StepSlices,
-             parallel_iterations: int) -> List[ChainRecord]:
+def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
+             slices: List[StepSlices], parallel_iterations: int) -> List[ChainRecord]:
     """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
-    steps = tf.shape(layout.counts)[0]
+    steps = tf.shape(shards[0].counts)[0]
     states, records = [], []
-    for chain in tensors:
-        zeros = [_zero_rows(layout.batch_size, _hidden_size(w_h)) for w_h in chain.w_h]
+    for chain, shard in zip(tensors, shards):
+        zeros = [_zero_rows(shard.batch_size, _hidden_size(w_h)) for w_h in chain.w_h]
         states.append(tuple(LSTMState(z, z) for z in zeros))
         records.append(ChainRecord(tuple(_new_record(steps, z) for z in zeros),
                                    tuple(_tensor_array(steps, int(w_x.shape[0]))
                                          for w_x in chain.w_x)))
 
     def body(step, states, records):
-        rows = slices.at(step)
-        stepped = [_chain_step(*chain, rows, step)
-                   for chain in zip(tensors, masks, states, records)]
+        rows = _rows_at(slices, step)
+        stepped = [_chain_step(*chain, step)
+                   for chain in zip(tensors, masks, states, records, rows)]
         return step + 1, [state for state, _ in stepped], [record for _, record in stepped]
 
     _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (0, states, records),
@@ -411,9 +428,9 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
         h=record.h.write(step + 1, state.h), c=record.c.write(step + 1, state.c))
 
 
-def _backward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: StepSlices,
-              records: List[ChainRecord], d_packed, parallel_iterations: int
-              ) -> List[ChainTensors]:
+def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
+              slices: List[StepSlices], records: List[ChainRecord], d_packed,
+              parallel_iterations: int) -> List[ChainTensors]:
     """The backward loop: from the last step to the first, each chain's LSTMs top-down.
 
     Args:
@@ -423,10 +440,10 @@ def _backward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: 
     Returns:
       The gradients of `tensors`, in their structure.
     """
-    steps = tf.shape(layout.counts)[0]
-    last_count = layout.counts[steps - 1]
+    steps = tf.shape(shards[0].counts)[0]
     transposed, d_states, gradients = [], [], []
-    for chain in tensors:
+    for chain, shard in zip(tensors, shards):
+        last_count = shard.counts[steps - 1]
         transposed.append(TransposedMatrices(tuple(map(tf.transpose, chain.w_h)),
                                              tuple(map(tf.transpose, chain.w_x))))
         d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
@@ -440,9 +457,9 @@ def _backward(tensors: List[ChainTensors], masks, layout: PackedLayout, slices: 
             b=tuple(map(tf.zeros_like, chain.b))))
 
     def body(step, d_states, gradients):
-        rows = slices.at(step)
-        stepped = [_chain_step_backward(*chain, rows, step)
-                   for chain in zip(transposed, masks, records, d_packed, d_states, gradients)]
+        rows = _rows_at(slices, step)
+        stepped = [_chain_step_backward(*chain, step) for chain in
+                   zip(transposed, masks, records, d_packed, d_states, gradients, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
     _, _, gradients = tf.while_loop(lambda step, *_: step >= 0, body,
@@ -517,15 +534,23 @@ class LSTMStack:
     """
 
     def __init__(self, input_size: int, hidden_sizes: Sequence[int], bidirectional: bool = False,
-                 name: str = "lstm"):
+                 name: str = "lstm", num_shards: Optional[int] = None):
         """Args:
           input_size: features per step of the input sequence (28 pixels here).
           hidden_sizes: units of each layer, bottom first.
           bidirectional: add a backward LSTM to every layer; layer k+1 then reads both directions'
             outputs concatenated.
           name: variable scope.
+          num_shards: how many shards each batch is dealt into (`packing.PackedLayout`); every
+            shard runs its own chains in the same loops, independent work for the cores. By
+            default, enough for PARALLEL_LSTMS LSTMs at once: 2 for one unidirectional layer
+            (1.15-1.25x more training examples/s, docs/performance.md), else 1 (the layers of a
+            deep stack already overlap, and the two directions of a bidirectional one). Dropout
+            draws per shard; nothing else depends on it.
         """
         self.bidirectional = bidirectional
+        side_by_side = 2 if bidirectional else len(hidden_sizes)
+        self.num_shards = num_shards or max(1, PARALLEL_LSTMS // side_by_side)
         directions = DIRECTIONS if bidirectional else DIRECTIONS[:1]
         self.layers: List[Tuple[LSTMWeights, ...]] = []
         size = input_size
@@ -548,12 +573,12 @@ class LSTMStack:
         Returns:
           A StackOutput.
         """
-        layout = PackedLayout.from_lengths(lengths)
-        inputs = dropout(layout.pack(inputs), dropout_rate)
-        # Every mask is drawn up front, from the packed shape, so no layer waits for its random
-        # numbers.
-        masks = [[dropout_mask([layout.num_rows, w.hidden_size], dropout_rate) for w in layer]
-                 for layer in self.layers[:-1]]
+        layout = PackedLayout.from_lengths(lengths, self.num_shards)
+        inputs = [dropout(shard_inputs, dropout_rate) for shard_inputs in layout.pack(inputs)]
+        # Every mask is drawn up front, from the packed shapes, so no layer waits for its random
+        # numbers: masks[layer][direction][shard].
+        masks = [[[dropout_mask([shard.num_rows, w.hidden_size], dropout_rate)
+                   for shard in layout.shards] for w in layer] for layer in self.layers[:-1]]
         run = self._bidirectional if self.bidirectional else self._unidirectional
         return run(inputs, layout, masks)
 
@@ -589,14 +614,20 @@ class LSTMStack:
             inputs = tf.concat([traced.output for traced in layer_traces], axis=2)
         return tuple(traces)
 
-    def _unidirectional(self, inputs: tf.Tensor, layout: PackedLayout, masks) -> StackOutput:
-        # One chain holding every layer: all layers advance in one loop.
-        [states] = run_chains([_chain(inputs, [fw for (fw,) in self.layers],
-                                      [m for (m,) in masks])], layout)
-        final_states = tuple((LSTMState(layout.last(s.h), layout.last(s.c)),) for s in states)
-        return StackOutput(layout.unpack(states[-1].h), final_states[-1][0].h, final_states)
+    def _unidirectional(self, inputs: List[tf.Tensor], layout: PackedLayout,
+                        masks) -> StackOutput:
+        # One chain per shard holding every layer: all layers advance in one loop.
+        layers = [forward for (forward,) in self.layers]
+        chains = [_chain(shard_inputs, layers, [m[shard] for (m,) in masks])
+                  for shard, shard_inputs in enumerate(inputs)]
+        states = run_chains(chains, layout.shards)
+        final_states = tuple((_final_state(layout, [s[layer] for s in states]),)
+                             for layer in range(len(layers)))
+        return StackOutput(layout.unpack([s[-1].h for s in states]), final_states[-1][0].h,
+                           final_states)
 
-    def _bidirectional(self, inputs: tf.Tensor, layout: PackedLayout, masks) -> StackOutput:
+    def _bidirectional(self, inputs: List[tf.Tensor], layout: PackedLayout,
+                       masks) -> StackOutput:
         # A backward layer needs the whole output sequence of the layer below, so layers run one
         # after the other, each advancing its two directions in one loop. The backward LSTM's
         # outputs stay in its reading order (`backward[t]` has read steps len-1 .. len-1-t) until
@@ -604,20 +635,36 @@ class LSTMStack:
         final_states = []
         for index, (forward, backward) in enumerate(self.layers):
             if index > 0:
-                forward_mask, backward_mask = masks[index - 1]
-                if forward_mask is not None:
-                    forward_outputs = forward_outputs * forward_mask
-                    backward_outputs = backward_outputs * backward_mask
-                inputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
-            [forward_state], [backward_state] = run_chains(
-                [_chain(inputs, [forward]), _chain(layout.reverse(inputs), [backward])], layout)
-            forward_outputs, backward_outputs = forward_state.h, backward_state.h
-            final_states.append(tuple(LSTMState(layout.last(s.h), layout.last(s.c))
-                                      for s in (forward_state, backward_state)))
+                forward_masks, backward_masks = masks[index - 1]
+                inputs = _features(_masked(forward_outputs, forward_masks),
+                                   layout.reverse(_masked(backward_outputs, backward_masks)))
+            chains = [[_chain(x, [forward]) for x in inputs],
+                      [_chain(x, [backward]) for x in layout.reverse(inputs)]]
+            states = run_chains(chains[0] + chains[1], layout.shards * 2)
+            forward_states, backward_states = (states[:len(inputs)], states[len(inputs):])
+            forward_outputs = [state.h for (state,) in forward_states]
+            backward_outputs = [state.h for (state,) in backward_states]
+            final_states.append(tuple(_final_state(layout, [state for (state,) in direction])
+                                      for direction in (forward_states, backward_states)))
         # The backward output at lengths - 1 has read the whole valid sequence.
         last_output = tf.concat([state.h for state in final_states[-1]], axis=1)
-        outputs = tf.concat([forward_outputs, layout.reverse(backward_outputs)], axis=1)
+        outputs = _features(forward_outputs, layout.reverse(backward_outputs))
         return StackOutput(layout.unpack(outputs), last_output, tuple(final_states))
+
+
+def _final_state(layout: PackedLayout, states: Sequence[LSTMState]) -> LSTMState:
+    """Each example's state after its last valid step, from one LSTM's packed states per shard."""
+    return LSTMState(layout.last([s.h for s in states]), layout.last([s.c for s in states]))
+
+
+def _masked(parts: Sequence[tf.Tensor], masks: Sequence[Optional[tf.Tensor]]) -> List[tf.Tensor]:
+    """Packed shards times their dropout masks (or as they are, for None)."""
+    return [part if mask is None else part * mask for part, mask in zip(parts, masks)]
+
+
+def _features(forward: Sequence[tf.Tensor], backward: Sequence[tf.Tensor]) -> List[tf.Tensor]:
+    """Per shard, the forward and backward outputs of the same steps side by side."""
+    return [tf.concat(pair, axis=1) for pair in zip(forward, backward)]
 
 
 def _trace_lstm(weights: LSTMWeights, inputs: tf.Tensor) -> LSTMTrace:

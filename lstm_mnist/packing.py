@@ -10,81 +10,61 @@ Because the examples still running at step t are always the first `counts[t]` (s
 t's rows are one contiguous slice `packed[offsets[t] : offsets[t] + counts[t]]`, and a recurrent
 state for step t is the first `counts[t]` rows of the state for step t-1. Every matrix product then
 works on valid rows only. (PyTorch's `PackedSequence` stores sequences the same way.)
+
+A batch can also be dealt into shards, each packed on its own the same way: a time loop then steps
+the shards' LSTMs side by side, work for a second core when the model alone has one LSTM per step.
 """
 
-from typing import NamedTuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 from lstm_mnist.tf1 import tf
 
 
-class PackedLayout(NamedTuple):
-    """Where each `(step, example)` of a padded batch lives in its packed form.
+class Shard(NamedTuple):
+    """Where each `(step, example)` of a shard of a padded batch lives in the shard's packed form.
 
     Attributes:
-      order: int32 `[batch]`, example indices sorted by length, longest first (ties keep their
-        order); packed rows and the recurrent state follow this order.
-      rank: int32 `[batch]`, each example's place in `order` (its inverse permutation).
-      counts: int32 `[steps]`, how many examples are still running at each step, non-increasing;
-        `steps` is the longest length.
+      counts: int32 `[steps]`, how many of the shard's examples are still running at each step,
+        non-increasing; `steps` is the batch's longest length (a count may be 0).
       offsets: int32 `[steps]`, the first packed row of each step.
       padded_positions: int32 `[rows, 2]`, the `(step, example)` in the padded batch of each packed
         row.
       reversed_rows: int32 `[rows]`, for the packed row of `(t, example)` the packed row of
         `(length - 1 - t, example)`.
-      lengths: int32 `[batch]`, the examples' lengths in the original order.
+      last_rows: int32 `[examples]`, the packed row of each example's last valid step, longest
+        example first.
     """
 
-    order: tf.Tensor
-    rank: tf.Tensor
     counts: tf.Tensor
     offsets: tf.Tensor
     padded_positions: tf.Tensor
     reversed_rows: tf.Tensor
-    lengths: tf.Tensor
+    last_rows: tf.Tensor
 
     @classmethod
-    def from_lengths(cls, lengths: tf.Tensor) -> "PackedLayout":
-        """The layout of a batch with these valid lengths (int32 `[batch]`, each >= 1)."""
-        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        sorted_lengths = tf.gather(lengths, order)
-        valid = tf.range(tf.reduce_max(lengths))[:, None] < sorted_lengths[None, :]
+    def of(cls, lengths: tf.Tensor, examples: tf.Tensor, steps: tf.Tensor) -> "Shard":
+        """The shard of `examples` (int32 indices into the batch, longest first) of a batch with
+        these `lengths`, over `steps` steps."""
+        sorted_lengths = tf.gather(lengths, examples)
+        valid = tf.range(steps)[:, None] < sorted_lengths[None, :]
         counts = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
+        offsets = tf.cumsum(counts, exclusive=True)
         # tf.where lists the true positions of `valid` row-major: step by step, examples in sorted
         # order, i.e. exactly the packed order.
-        step, row_rank = tf.unstack(tf.cast(tf.where(valid), tf.int32), axis=1)
-        offsets = tf.cumsum(counts, exclusive=True)
-        source_step = tf.gather(sorted_lengths, row_rank) - 1 - step
-        return cls(order=order, rank=tf.math.invert_permutation(order), counts=counts,
-                   offsets=offsets,
-                   padded_positions=tf.stack([step, tf.gather(order, row_rank)], axis=1),
-                   reversed_rows=tf.gather(offsets, source_step) + row_rank, lengths=lengths)
+        step, rank = tf.unstack(tf.cast(tf.where(valid), tf.int32), axis=1)
+        source_step = tf.gather(sorted_lengths, rank) - 1 - step
+        return cls(counts=counts, offsets=offsets,
+                   padded_positions=tf.stack([step, tf.gather(examples, rank)], axis=1),
+                   reversed_rows=tf.gather(offsets, source_step) + rank,
+                   last_rows=tf.gather(offsets, sorted_lengths - 1) + tf.range(tf.size(examples)))
 
     @property
     def batch_size(self) -> tf.Tensor:
-        return tf.shape(self.order)[0]
+        return tf.shape(self.last_rows)[0]
 
     @property
     def num_rows(self) -> tf.Tensor:
         return tf.shape(self.padded_positions)[0]
-
-    def pack(self, padded: tf.Tensor) -> tf.Tensor:
-        """`[time, batch, size]` (time >= the longest length) -> `[rows, size]`."""
-        return tf.gather_nd(padded, self.padded_positions)
-
-    def unpack(self, packed: tf.Tensor) -> tf.Tensor:
-        """`[rows, size]` -> `[steps, batch, size]`, zeros past each example's length."""
-        shape = tf.stack([tf.shape(self.counts)[0], self.batch_size, tf.shape(packed)[1]])
-        return tf.scatter_nd(self.padded_positions, packed, shape)
-
-    def last(self, packed: tf.Tensor) -> tf.Tensor:
-        """`[rows, size]` -> `[batch, size]`, each example's row at its last valid step, in the
-        original example order."""
-        return tf.gather(packed, tf.gather(self.offsets, self.lengths - 1) + self.rank)
-
-    def reverse(self, packed: tf.Tensor) -> tf.Tensor:
-        """Reverses each example's sequence: the row of `(t, example)` gets the row of
-        `(length - 1 - t, example)`. Padding never moves, so a packed batch stays packed."""
-        return _permute_rows(packed, self.reversed_rows)
 
     def steps(self) -> "StepSlices":
         """Per-step slicing arguments, built once outside a time loop (inside it, each step then
@@ -95,6 +75,58 @@ class PackedLayout(NamedTuple):
                           sizes=tf.stack([self.counts, zeros - 1], axis=1),
                           new_rows=tf.stack([tf.stack([zeros, self.counts - next_counts], axis=1),
                                              tf.stack([zeros, zeros], axis=1)], axis=1))
+
+
+class PackedLayout(NamedTuple):
+    """A padded batch packed in shards: its examples sorted by length, longest first, dealt out
+    like cards (shard k gets sorted ranks k, k + n, k + 2n, ... of n shards), so the shards are
+    alike in size and lengths. A packed batch is a list of `[rows, size]` tensors, one per shard.
+
+    Attributes:
+      shards: the Shards.
+      rank: int32 `[batch]`, each example's place in the shards' examples concatenated.
+      steps: int32 scalar, the longest length.
+    """
+
+    shards: Tuple[Shard, ...]
+    rank: tf.Tensor
+    steps: tf.Tensor
+
+    @classmethod
+    def from_lengths(cls, lengths: tf.Tensor, num_shards: int = 1) -> "PackedLayout":
+        """The layout of a batch with these valid lengths (int32 `[batch]`, each >= 1)."""
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+        steps = tf.reduce_max(lengths)
+        examples = [order[k::num_shards] for k in range(num_shards)]
+        return cls(tuple(Shard.of(lengths, e, steps) for e in examples),
+                   rank=tf.math.invert_permutation(tf.concat(examples, axis=0)), steps=steps)
+
+    def pack(self, padded: tf.Tensor) -> List[tf.Tensor]:
+        """`[time, batch, size]` (time >= the longest length) -> per shard `[rows, size]`."""
+        return [tf.gather_nd(padded, shard.padded_positions) for shard in self.shards]
+
+    def unpack(self, packed: Sequence[tf.Tensor]) -> tf.Tensor:
+        """Per shard `[rows, size]` -> `[steps, batch, size]`, zeros past each example's length."""
+        shape = tf.stack([self.steps, tf.size(self.rank), tf.shape(packed[0])[1]])
+        return tf.scatter_nd(_concat([shard.padded_positions for shard in self.shards]),
+                             _concat(packed), shape)
+
+    def last(self, packed: Sequence[tf.Tensor]) -> tf.Tensor:
+        """Per shard `[rows, size]` -> `[batch, size]`, each example's row at its last valid step,
+        in the original example order."""
+        rows = _concat([tf.gather(part, shard.last_rows)
+                        for part, shard in zip(packed, self.shards)])
+        return tf.gather(rows, self.rank)
+
+    def reverse(self, packed: Sequence[tf.Tensor]) -> List[tf.Tensor]:
+        """Reverses each example's sequence: the row of `(t, example)` gets the row of
+        `(length - 1 - t, example)`. Padding never moves, so a packed batch stays packed."""
+        return [_permute_rows(part, shard.reversed_rows)
+                for part, shard in zip(packed, self.shards)]
+
+
+def _concat(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    return tensors[0] if len(tensors) == 1 else tf.concat(list(tensors), axis=0)
 
 
 class StepSlices(NamedTuple):

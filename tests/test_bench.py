@@ -16,13 +16,15 @@ from lstm_mnist.lstm import LSTMStack
 
 
 @pytest.mark.parametrize("reference", [BlockLSTMStack, NaiveLoopStack])
-@pytest.mark.parametrize("hidden_sizes,bidirectional", [([16], False), ([12, 8], False),
-                                                        ([8, 6], True)])
-def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes, bidirectional):
+@pytest.mark.parametrize("hidden_sizes,bidirectional,num_shards", [
+    ([16], False, 1), ([16], False, 2), ([12, 8], False, 1), ([12, 8], False, 2),
+    ([8, 6], True, 1), ([8, 6], True, 2)])
+def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes, bidirectional,
+                                                         num_shards):
     lengths = np.array([9, 4, 7, 1, 9], np.int32)
     x = np.random.default_rng(0).normal(size=(9, 5, 28)).astype(np.float32)
     with tf.Graph().as_default():
-        ours = LSTMStack(28, hidden_sizes, bidirectional)
+        ours = LSTMStack(28, hidden_sizes, bidirectional, num_shards=num_shards)
         with tf.variable_scope(tf.get_variable_scope(), reuse=True):
             theirs = reference(28, hidden_sizes, bidirectional)  # the very same variables
         assert len(tf.global_variables()) == (len(hidden_sizes) * 3 * (1 + bidirectional))

@@ -86,13 +86,14 @@ def test_matches_numpy_recomputation_and_starts_with_forget_bias():
     np.testing.assert_allclose(final.c, want_c, atol=1e-5)
 
 
-def _run_stack(hidden_sizes, bidirectional, feeds, seed=0):
+def _run_stack(hidden_sizes, bidirectional, feeds, num_shards, seed=0):
     """Builds one stack and runs it on several `(inputs, lengths)` feeds with the same weights."""
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
         inputs = tf.placeholder(tf.float32, [None, None, INPUT_SIZE])
         lengths = tf.placeholder(tf.int32, [None])
-        result = LSTMStack(INPUT_SIZE, hidden_sizes, bidirectional)(inputs, lengths)
+        result = LSTMStack(INPUT_SIZE, hidden_sizes, bidirectional,
+                           num_shards=num_shards)(inputs, lengths)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             return [session.run(result, {inputs: x, lengths: n}) for x, n in feeds]
@@ -100,9 +101,11 @@ def _run_stack(hidden_sizes, bidirectional, feeds, seed=0):
 
 # batch == hidden (8) pins the TF2 `where` broadcasting trap: a [batch] mask applied to
 # [batch, hidden] would silently mask columns instead of rows.
-@pytest.mark.parametrize("hidden_sizes,bidirectional", [([8], False), ([8, 5], False),
-                                                        ([8], True), ([6, 8], True)])
-def test_last_valid_state_equals_running_each_example_alone(hidden_sizes, bidirectional):
+@pytest.mark.parametrize("hidden_sizes,bidirectional,num_shards", [
+    ([8], False, 1), ([8], False, 2), ([8, 5], False, 1), ([8, 5], False, 3), ([8], True, 1),
+    ([6, 8], True, 2)])
+def test_last_valid_state_equals_running_each_example_alone(hidden_sizes, bidirectional,
+                                                            num_shards):
     lengths = np.array([5, 3, 7, 1, 7, 2, 6, 4], np.int32)
     time, batch = lengths.max(), len(lengths)
     padded = _random_inputs(time, batch, seed=5)
@@ -113,7 +116,7 @@ def test_last_valid_state_equals_running_each_example_alone(hidden_sizes, bidire
         -1, INPUT_SIZE) * 100
     alone = [(padded[:n, b:b + 1], np.array([n], np.int32)) for b, n in enumerate(lengths)]
     results = _run_stack(hidden_sizes, bidirectional,
-                         [(padded, lengths), (garbage, lengths)] + alone)
+                         [(padded, lengths), (garbage, lengths)] + alone, num_shards)
     zero_padded, garbage_padded, singles = results[0], results[1], results[2:]
     for b, single in enumerate(singles):
         np.testing.assert_allclose(zero_padded.last_output[b], single.last_output[0], atol=1e-5)
@@ -214,10 +217,12 @@ def test_dropout_is_on_between_layers_when_fed_and_off_by_default():
     assert np.abs(dropped - default).max() > 1e-3
 
 
-@pytest.mark.parametrize("lengths", [[5, 5, 5], [3, 5, 1, 4]])
-def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths):
+@pytest.mark.parametrize("lengths, num_shards", [([5, 5, 5], 1), ([3, 5, 1, 4], 1),
+                                                ([3, 5, 1, 4, 2], 2), ([2, 3], 3)])
+def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths, num_shards):
     # Two chains in one loop (a two-LSTM chain with a dropout mask between its LSTMs, and a
-    # one-LSTM chain) and a loss on every valid output of both and on the bottom LSTM's cells:
+    # one-LSTM chain), each run on every shard of the batch (three shards of two examples: one is
+    # empty), and a loss on every valid output of both and on the bottom LSTM's cells:
     # run_chains' backward loop against tf.gradients through a Python unroll of the padded batch.
     lengths = np.array(lengths, np.int32)
     time, batch, sizes = lengths.max(), len(lengths), (6, 4, 5)
@@ -235,12 +240,16 @@ def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths
         mask = tf.constant((rng.random((time, batch, sizes[0])) > 0.3) / 0.7, tf.float32)
         # Zero past each length: what happens there must not count.
         mixes = [normal(time, batch, n) * valid for n in (sizes[1], sizes[0], sizes[2])]
-        layout = PackedLayout.from_lengths(tf.constant(lengths))
-        [[bottom_state, top_state], [other_state]] = run_chains(
-            [Chain(layout.pack(projected[0]), [bottom, top], [layout.pack(mask)]),
-             Chain(layout.pack(projected[1]), [other])], layout)
+        layout = PackedLayout.from_lengths(tf.constant(lengths), num_shards)
+        chains = [Chain(*args) for args in zip(layout.pack(projected[0]), [[bottom, top]] * num_shards,
+                                               [[m] for m in layout.pack(mask)])]
+        chains += [Chain(p, [other]) for p in layout.pack(projected[1])]
+        states = run_chains(chains, layout.shards * 2)
+        shard_states = [[s[0].c for s in states[:num_shards]], [s[1].h for s in states[:num_shards]],
+                        [s[0].h for s in states[num_shards:]]]
         ours = sum(tf.reduce_sum(layout.unpack(packed) * mix)
-                   for packed, mix in zip([top_state.h, bottom_state.c, other_state.h], mixes))
+                   for packed, mix in zip([shard_states[1], shard_states[0], shard_states[2]],
+                                          mixes))
 
         states = [LSTMState(tf.zeros([batch, n]), tf.zeros([batch, n])) for n in sizes]
         loss = 0.0
@@ -282,3 +291,11 @@ def test_lstm_step_backward_equals_autodiff_of_lstm_step():
             got, want = session.run([[d_gates, d_previous.h, d_previous.c], want])
     for name, a, b in zip(["d_gates", "d_h_previous", "d_c_previous"], got, want):
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)
+
+
+def test_one_unidirectional_layer_is_dealt_into_two_shards_deeper_stacks_into_one():
+    with tf.Graph().as_default():
+        shards = [LSTMStack(INPUT_SIZE, hidden, bidirectional, name=f"s{k}").num_shards
+                  for k, (hidden, bidirectional) in enumerate(
+                      [([8], False), ([8, 8], False), ([8], True), ([8, 8, 8], False)])]
+    assert shards == [2, 1, 1, 1]

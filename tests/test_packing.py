@@ -1,6 +1,7 @@
 """Packed sequences against a numpy reading of the padded batch."""
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
@@ -21,46 +22,63 @@ def _numpy_packed(padded):
     return np.concatenate([padded[t, order[LENGTHS[order] > t]] for t in range(LENGTHS.max())])
 
 
-def _run(build):
+def _run(build, num_shards=1):
     with tf.Graph().as_default(), tf.Session() as session:
-        return session.run(build(PackedLayout.from_lengths(tf.constant(LENGTHS))))
+        return session.run(build(PackedLayout.from_lengths(tf.constant(LENGTHS), num_shards)))
 
 
 def test_pack_keeps_valid_rows_step_by_step_longest_first():
     padded = _padded()
-    packed, counts, offsets = _run(lambda layout: (layout.pack(tf.constant(padded)),
-                                                   layout.counts, layout.offsets))
+    [packed], counts, offsets = _run(lambda layout: (layout.pack(tf.constant(padded)),
+                                                     layout.shards[0].counts,
+                                                     layout.shards[0].offsets))
     np.testing.assert_array_equal(packed, _numpy_packed(padded))
     np.testing.assert_array_equal(counts, [5, 4, 4, 2, 2, 1])
     np.testing.assert_array_equal(offsets, [0, 5, 9, 13, 15, 17])
 
 
-def test_unpack_restores_the_padded_batch_with_zero_padding():
+def test_shards_are_dealt_from_the_sorted_examples_like_cards():
+    # Longest first: examples 1 (6 steps), 4 (5), 0 (3), 3 (3), 2 (1); shard 0 gets ranks 0, 2, 4.
+    shards = _run(lambda layout: [(shard.counts, shard.padded_positions[:, 1])
+                                  for shard in layout.shards], num_shards=2)
+    (counts_0, examples_0), (counts_1, examples_1) = shards
+    np.testing.assert_array_equal(counts_0, [3, 2, 2, 1, 1, 1])
+    np.testing.assert_array_equal(examples_0[:3], [1, 0, 2])
+    np.testing.assert_array_equal(counts_1, [2, 2, 2, 1, 1, 0])
+    np.testing.assert_array_equal(examples_1[:2], [4, 3])
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 3, 6])
+def test_unpack_restores_the_padded_batch_with_zero_padding(num_shards):
     padded = _padded()
-    unpacked = _run(lambda layout: layout.unpack(layout.pack(tf.constant(padded))))
+    unpacked = _run(lambda layout: layout.unpack(layout.pack(tf.constant(padded))), num_shards)
     valid = np.arange(LENGTHS.max())[:, None] < LENGTHS[None, :]
     np.testing.assert_array_equal(unpacked[valid], padded[:LENGTHS.max()][valid])
     assert np.all(unpacked[~valid] == 0)
 
 
-def test_last_is_each_examples_last_valid_row_in_original_order():
+@pytest.mark.parametrize("num_shards", [1, 2, 3, 6])
+def test_last_is_each_examples_last_valid_row_in_original_order(num_shards):
     padded = _padded()
-    last = _run(lambda layout: layout.last(layout.pack(tf.constant(padded))))
+    last = _run(lambda layout: layout.last(layout.pack(tf.constant(padded))), num_shards)
     np.testing.assert_array_equal(last, padded[LENGTHS - 1, np.arange(len(LENGTHS))])
 
 
-def test_reverse_reverses_each_valid_sequence_and_its_gradient_reverses_back():
+@pytest.mark.parametrize("num_shards", [1, 2])
+def test_reverse_reverses_each_valid_sequence_and_its_gradient_reverses_back(num_shards):
     padded, weights = _padded(1), _padded(2)
 
     def build(layout):
         packed = layout.pack(tf.constant(padded))
         reversed_packed = layout.reverse(packed)
         # d/dpacked of sum(reverse(packed) * w) is reverse(w): the reordering is an involution.
-        loss = tf.reduce_sum(reversed_packed * layout.pack(tf.constant(weights)))
-        return (layout.unpack(reversed_packed), tf.gradients(loss, packed)[0],
+        loss = sum(tf.reduce_sum(r * w) for r, w in
+                   zip(reversed_packed, layout.pack(tf.constant(weights))))
+        return (layout.unpack(reversed_packed), tf.gradients(loss, packed),
                 layout.reverse(layout.pack(tf.constant(weights))))
 
-    unpacked, gradient, reversed_weights = _run(build)
+    unpacked, gradients, reversed_weights = _run(build, num_shards)
     for b, n in enumerate(LENGTHS):
         np.testing.assert_array_equal(unpacked[:n, b], padded[:n, b][::-1])
-    np.testing.assert_array_equal(gradient, reversed_weights)
+    for gradient, expected in zip(gradients, reversed_weights):
+        np.testing.assert_array_equal(gradient, expected)
