@@ -544,7 +544,7 @@ class LSTMStack:
           num_shards: how many shards each batch is dealt into (`packing.PackedLayout`); every
             shard runs its own chains in the same loops, independent work for the cores. By
             default, enough for PARALLEL_LSTMS LSTMs at once: 2 for one unidirectional layer
-            (1.15-1.25x more training examples/s, docs/performance.md), else 1 (the layers of a
+            (1.15x more training examples/s, docs/performance.md), else 1 (the layers of a
             deep stack already overlap, and the two directions of a bidirectional one). Dropout
             draws per shard; nothing else depends on it.
         """
@@ -638,10 +638,10 @@ class LSTMStack:
                 forward_masks, backward_masks = masks[index - 1]
                 inputs = _features(_masked(forward_outputs, forward_masks),
                                    layout.reverse(_masked(backward_outputs, backward_masks)))
-            chains = [[_chain(x, [forward]) for x in inputs],
-                      [_chain(x, [backward]) for x in layout.reverse(inputs)]]
-            states = run_chains(chains[0] + chains[1], layout.shards * 2)
-            forward_states, backward_states = (states[:len(inputs)], states[len(inputs):])
+            forward_chains = [_chain(x, [forward]) for x in inputs]
+            backward_chains = [_chain(x, [backward]) for x in layout.reverse(inputs)]
+            states = run_chains(forward_chains + backward_chains, layout.shards * 2)
+            forward_states, backward_states = states[:len(inputs)], states[len(inputs):]
             forward_outputs = [state.h for (state,) in forward_states]
             backward_outputs = [state.h for (state,) in backward_states]
             final_states.append(tuple(_final_state(layout, [state for (state,) in direction])

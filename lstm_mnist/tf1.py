@@ -113,4 +113,3 @@ def session_config() -> tf.ConfigProto:
     the layers of a deep stack already keep the cores busy side by side.
     """
     return tf.ConfigProto(intra_op_parallelism_threads=1)
-
