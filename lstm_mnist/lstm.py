@@ -17,9 +17,10 @@ Speed comes from doing as little as possible inside the loops. Layer 0's input p
 of a stack (and both directions of a bidirectional layer) advance in the same loop, so the dataflow
 executor can run layer k at step t while layer k-1 already works on step t+1. The gradient is
 `lstm_step_backward` run backwards through time by `run_chains`, from what the forward loop saved
-(gate activations, cells, outputs): ~30% fewer ops per training step than TensorFlow's automatic
-differentiation of the loop, which also pushes and pops every intermediate on stacks, and the
-weight gradients are summed in the backward loop beside the sequential d_h chain.
+(gate activations on stacks, cells and outputs in TensorArrays): ~30% fewer ops per training step
+than TensorFlow's automatic differentiation of the loop, which saves every intermediate and adds
+broadcasting bookkeeping, and the weight gradients are summed in the backward loop beside the
+sequential d_h chain.
 
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
@@ -262,17 +263,20 @@ class TransposedMatrices(NamedTuple):
 
 
 class LSTMRecord(NamedTuple):
-    """What the forward loop keeps of one LSTM for the backward loop: TensorArrays indexed by step.
+    """What the forward loop keeps of one LSTM, besides its activation stacks (`_new_stacks`).
 
     Attributes:
-      activations: GateActivations, each a TensorArray of `[counts[t], hidden]` entries.
-      h, c: the state, one entry more than there are steps: entry t is the state step t started
-        from (entry 0 the zero initial state, entry t > 0 `counts[t-1]` rows).
+      h, c: the state, TensorArrays indexed by step with one entry more than there are steps: entry
+        t is the state step t started from (entry 0 the zero initial state, entry t > 0
+        `counts[t-1]` rows).
+      pushed: a scalar that depends on every push onto the activation stacks so far: the next
+        step's pushes wait for it (a stack must get its values in step order), and so does the
+        backward loop's first pop.
     """
 
-    activations: GateActivations
     h: tf.TensorArray
     c: tf.TensorArray
+    pushed: tf.Tensor
 
 
 class ChainRecord(NamedTuple):
@@ -293,6 +297,11 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
     steps run side by side. Sequences are packed (see `packing`): at step t only the `counts[t]`
     examples still running are computed.
 
+    The backward loop pops the gate activations the forward loop pushed onto stacks, so one run
+    (`Session.run`) can evaluate one gradient of a forward pass: a second one (another
+    `tf.gradients` call) works in a run of its own, and fails if fetched in the same run, the two
+    backward loops taking each other's values. A forward pass alone (evaluation) pushes nothing.
+
     Args:
       chains: the Chains, each over a packed shard of a batch.
       shards: each chain's Shard (chains may share one).
@@ -309,7 +318,8 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
     @tf.custom_gradient
     def loop(tensors: List[ChainTensors]):
         slices = _step_slices(shards)  # shared by both loops
-        records = _forward(tensors, masks, shards, slices, parallel_iterations)
+        stacks = [tuple(_new_stacks() for _ in chain.w_h) for chain in tensors]
+        records = _forward(tensors, masks, shards, slices, stacks, parallel_iterations)
         # Step t's rows follow step t-1's in the concatenation: the packed layout. The first
         # `batch_size` rows are the zero initial state.
         packed = [tuple(LSTMState(record.h.concat()[shard.batch_size:],
@@ -322,7 +332,7 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
             # IndexedSlices: made dense once here, not at every step inside the loop.
             d_packed = tf.nest.pack_sequence_as(
                 packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
-            return _backward(tensors, masks, shards, slices, records, d_packed,
+            return _backward(tensors, masks, shards, slices, stacks, records, d_packed,
                              parallel_iterations)
 
         return packed, gradient
@@ -364,8 +374,40 @@ def _dropped(rows_tensor: tf.Tensor, mask: Optional[tf.Tensor], rows: Step) -> t
     return rows_tensor if mask is None else rows_tensor * rows.rows(mask)
 
 
+def _new_stacks() -> GateActivations:
+    """A stack per saved activation (a GateActivations of stack handles): the forward loop pushes
+    each step's activations, the backward loop pops them, last step first.
+
+    A TensorArray would keep them as well, but it is a loop variable: its flow passes through four
+    loop-control ops (Merge, Switch, Identity, NextIteration) at every step. A stack is a resource
+    the loops only refer to (TensorFlow's own gradient of a while loop keeps its values this way).
+    """
+    return GateActivations(*(tf.raw_ops.StackV2(max_size=-1, elem_type=tf.float32)
+                             for _ in GateActivations._fields))
+
+
+def _push(stacks: GateActivations, activations: GateActivations, after: tf.Tensor) -> tf.Tensor:
+    """Pushes one step's activations once `after` (the previous step's pushes) is done; returns
+    a scalar that depends on these pushes."""
+    with tf.control_dependencies([after]):
+        pushes = [tf.raw_ops.StackPushV2(handle=stack, elem=value)
+                  for stack, value in zip(stacks, activations)]
+    with tf.control_dependencies(pushes):
+        return tf.identity(after)
+
+
+def _pop(stacks: GateActivations, width: int, after: tf.Tensor) -> GateActivations:
+    """Pops one step's activations, `[rows, width]` each, once `after` is computed."""
+    with tf.control_dependencies([after]):
+        activations = [tf.raw_ops.StackPopV2(handle=stack, elem_type=tf.float32)
+                       for stack in stacks]
+    for activation in activations:
+        activation.set_shape([None, width])
+    return GateActivations(*activations)
+
+
 def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
-             slices: List[StepSlices], parallel_iterations: int) -> List[ChainRecord]:
+             slices: List[StepSlices], stacks, parallel_iterations: int) -> List[ChainRecord]:
     """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
     steps = tf.shape(shards[0].counts)[0]
     states, records = [], []
@@ -379,7 +421,7 @@ def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
     def body(step, states, records):
         rows = _rows_at(slices, step)
         stepped = [_chain_step(*chain, step)
-                   for chain in zip(tensors, masks, states, records, rows)]
+                   for chain in zip(tensors, masks, stacks, states, records, rows)]
         return step + 1, [state for state, _ in stepped], [record for _, record in stepped]
 
     _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (0, states, records),
@@ -390,29 +432,33 @@ def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
 def _new_record(steps: tf.Tensor, initial_state: tf.Tensor) -> LSTMRecord:
     """An LSTMRecord holding only the initial state (for h and c alike), `[batch, hidden]`."""
     width = int(initial_state.shape[1])
-    activations = GateActivations(*(_tensor_array(steps, width) for _ in GateActivations._fields))
-    return LSTMRecord(activations, h=_tensor_array(steps + 1, width).write(0, initial_state),
-                      c=_tensor_array(steps + 1, width).write(0, initial_state))
+    return LSTMRecord(h=_tensor_array(steps + 1, width).write(0, initial_state),
+                      c=_tensor_array(steps + 1, width).write(0, initial_state),
+                      pushed=tf.constant(0.0))
 
 
-def _chain_step(tensors: ChainTensors, masks, states: Tuple[LSTMState, ...], record: ChainRecord,
-                rows: Step, step: tf.Tensor) -> Tuple[Tuple[LSTMState, ...], ChainRecord]:
+def _chain_step(tensors: ChainTensors, masks, stacks: Tuple[GateActivations, ...],
+                states: Tuple[LSTMState, ...], record: ChainRecord, rows: Step,
+                step: tf.Tensor) -> Tuple[Tuple[LSTMState, ...], ChainRecord]:
     """Step `step` of one chain in the forward loop, its LSTMs bottom-up."""
     new_states, lstm_records, inputs = [], [], list(record.inputs)
     projected = rows.rows(tensors.projected_inputs)
-    for index, (w_h, state, lstm_record) in enumerate(zip(tensors.w_h, states, record.lstms)):
+    for index, (w_h, lstm_stacks, state, lstm_record) in enumerate(
+            zip(tensors.w_h, stacks, states, record.lstms)):
         if index > 0:
             below = _dropped(new_states[-1].h, masks[index - 1], rows)
             inputs[index - 1] = inputs[index - 1].write(step, below)
             projected = project_inputs(below, tensors.w_x[index - 1], tensors.b[index - 1])
-        state, lstm_record = _lstm_forward(w_h, projected, state, lstm_record, rows, step)
+        state, lstm_record = _lstm_forward(w_h, projected, state, lstm_stacks, lstm_record, rows,
+                                           step)
         new_states.append(state)
         lstm_records.append(lstm_record)
     return tuple(new_states), ChainRecord(tuple(lstm_records), tuple(inputs))
 
 
 def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
-                  record: LSTMRecord, rows: Step, step: tf.Tensor) -> Tuple[LSTMState, LSTMRecord]:
+                  stacks: GateActivations, record: LSTMRecord, rows: Step,
+                  step: tf.Tensor) -> Tuple[LSTMState, LSTMRecord]:
     """One LSTM's `lstm_step` in the forward loop, recorded for the backward loop.
 
     Args:
@@ -422,14 +468,13 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
     # Examples that ended drop out of the state: the running ones are its first rows.
     state, activations = lstm_step(w_h, projected_input,
                                    LSTMState(rows.running(state.h), rows.running(state.c)))
-    return state, LSTMRecord(
-        GateActivations(*(array.write(step, value)
-                          for array, value in zip(record.activations, activations))),
-        h=record.h.write(step + 1, state.h), c=record.c.write(step + 1, state.c))
+    return state, LSTMRecord(h=record.h.write(step + 1, state.h),
+                             c=record.c.write(step + 1, state.c),
+                             pushed=_push(stacks, activations, after=record.pushed))
 
 
 def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
-              slices: List[StepSlices], records: List[ChainRecord], d_packed,
+              slices: List[StepSlices], stacks, records: List[ChainRecord], d_packed,
               parallel_iterations: int) -> List[ChainTensors]:
     """The backward loop: from the last step to the first, each chain's LSTMs top-down.
 
@@ -442,12 +487,15 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
     """
     steps = tf.shape(shards[0].counts)[0]
     transposed, d_states, gradients = [], [], []
-    for chain, shard in zip(tensors, shards):
+    for chain, shard, record in zip(tensors, shards, records):
         last_count = shard.counts[steps - 1]
         transposed.append(TransposedMatrices(tuple(map(tf.transpose, chain.w_h)),
                                              tuple(map(tf.transpose, chain.w_x))))
-        d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
-                              for w_h in chain.w_h))
+        # Each step's pops wait for the step's d_h, so the first ones wait for these: for the
+        # forward loop's last pushes.
+        with tf.control_dependencies([lstm.pushed for lstm in record.lstms]):
+            d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
+                                  for w_h in chain.w_h))
         # Weight gradients are summed over steps inside the loop, where their products can run
         # beside the sequential d_h chain instead of after the loop; the projected inputs'
         # gradient is written step by step.
@@ -459,7 +507,7 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
     def body(step, d_states, gradients):
         rows = _rows_at(slices, step)
         stepped = [_chain_step_backward(*chain, step) for chain in
-                   zip(transposed, masks, records, d_packed, d_states, gradients, rows)]
+                   zip(transposed, masks, stacks, records, d_packed, d_states, gradients, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
     _, _, gradients = tf.while_loop(lambda step, *_: step >= 0, body,
@@ -468,7 +516,8 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
     return [g._replace(projected_inputs=g.projected_inputs.concat()) for g in gradients]
 
 
-def _chain_step_backward(transposed: TransposedMatrices, masks, record: ChainRecord,
+def _chain_step_backward(transposed: TransposedMatrices, masks,
+                         stacks: Tuple[GateActivations, ...], record: ChainRecord,
                          d_outputs: Tuple[LSTMState, ...], d_states: Tuple[LSTMState, ...],
                          gradients: ChainTensors, rows: Step, step: tf.Tensor
                          ) -> Tuple[Tuple[LSTMState, ...], ChainTensors]:
@@ -495,7 +544,8 @@ def _chain_step_backward(transposed: TransposedMatrices, masks, record: ChainRec
         if d_from_above is not None:
             d_h += d_from_above
         d_gates, d_states[index], previous_h = _lstm_backward(
-            transposed.w_h[index], record.lstms[index], LSTMState(d_h, d_c), rows, step)
+            transposed.w_h[index], stacks[index], record.lstms[index], LSTMState(d_h, d_c), rows,
+            step)
         d_w_h[index] += tf.matmul(previous_h, d_gates, transpose_a=True)
         if index > 0:
             d_w_x[index - 1] += tf.matmul(record.inputs[index - 1].read(step), d_gates,
@@ -508,7 +558,8 @@ def _chain_step_backward(transposed: TransposedMatrices, masks, record: ChainRec
     return tuple(d_states), ChainTensors(d_projected, tuple(d_w_h), tuple(d_w_x), tuple(d_b))
 
 
-def _lstm_backward(w_h_transposed: tf.Tensor, record: LSTMRecord, d_state: LSTMState, rows: Step,
+def _lstm_backward(w_h_transposed: tf.Tensor, stacks: GateActivations, record: LSTMRecord,
+                   d_state: LSTMState, rows: Step,
                    step: tf.Tensor) -> Tuple[tf.Tensor, LSTMState, tf.Tensor]:
     """One LSTM's `lstm_step_backward` in the backward loop, from what the forward loop recorded.
 
@@ -519,7 +570,8 @@ def _lstm_backward(w_h_transposed: tf.Tensor, record: LSTMRecord, d_state: LSTMS
       `d_gates [counts[t], 4*hidden]`, dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]`, and
       `h_{t-1}` (`h_{t-1}^T d_gates` is the step's part of the gradient of `w_h`).
     """
-    activations = GateActivations(*(array.read(step) for array in record.activations))
+    # d_state depends on every value step t+1 popped, so step t's pops come after them.
+    activations = _pop(stacks, int(w_h_transposed.shape[1]), after=d_state.h)
     previous = LSTMState(rows.running(record.h.read(step)), rows.running(record.c.read(step)))
     d_gates, d_previous = lstm_step_backward(w_h_transposed, activations, previous.c, d_state.h,
                                              d_state.c)

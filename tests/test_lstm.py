@@ -1,5 +1,7 @@
 """The hand-written LSTM against TensorFlow's fused kernel, a numpy recomputation, and itself."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -299,3 +301,40 @@ def test_one_unidirectional_layer_is_dealt_into_two_shards_deeper_stacks_into_on
                   for k, (hidden, bidirectional) in enumerate(
                       [([8], False), ([8, 8], False), ([8], True), ([8, 8, 8], False)])]
     assert shards == [2, 1, 1, 1]
+
+
+def _executed_ops(session, fetches, feed=None):
+    """How many times each op type ran in one `session.run` of `fetches`."""
+    metadata = tf.RunMetadata()
+    session.run(fetches, feed, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
+                run_metadata=metadata)
+    names = [node.node_name for device in metadata.step_stats.dev_stats
+             for node in device.node_stats]
+    types = {op.name: op.type for op in session.graph.get_operations()}
+    return Counter(types.get(name) for name in names)
+
+
+def test_activation_stacks_are_filled_only_for_a_backward_pass_that_empties_them():
+    # The forward loop pushes each step's gate activations onto stacks that the backward loop
+    # pops. A forward pass alone (evaluation) must not push them; one backward pass pops every
+    # value pushed; two gradients of one forward pass work in separate runs, and in the same run
+    # they fail (there are values for one backward loop only) instead of returning numbers.
+    lengths = np.array([4, 6, 2, 6, 5], np.int32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        stack = LSTMStack(INPUT_SIZE, [8, 6])
+        output = stack(tf.constant(_random_inputs(6, 5, seed=8)), tf.constant(lengths))
+        loss = tf.reduce_sum(output.last_output ** 2)
+        first, second = (tf.gradients(scale * loss, tf.trainable_variables()) for scale in (1, 2))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            forward_only = _executed_ops(session, loss)
+            with_backward = _executed_ops(session, first)
+            once, twice = session.run(first), session.run(second)
+            with pytest.raises(tf.errors.OpError):
+                session.run([first, second])
+    assert forward_only["StackPushV2"] == 0 and forward_only["StackPopV2"] == 0
+    # Five activations (GateActivations) of two LSTMs at each of the 6 steps.
+    assert with_backward["StackPushV2"] == with_backward["StackPopV2"] == 5 * 2 * 6
+    for a, b in zip(once, twice):
+        np.testing.assert_allclose(2 * a, b, rtol=1e-5, atol=1e-6)
