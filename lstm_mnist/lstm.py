@@ -271,7 +271,8 @@ class LSTMRecord(NamedTuple):
         `counts[t-1]` rows).
       pushed: a scalar that depends on every push onto the activation stacks so far: the next
         step's pushes wait for it (a stack must get its values in step order), and so does the
-        backward loop's first pop.
+        backward loop's first pop. A scalar of its own, not `h`: only the backward loop reaches
+        it, so a forward pass alone prunes the pushes away.
     """
 
     h: tf.TensorArray
