@@ -19,8 +19,9 @@ executor can run layer k at step t while layer k-1 already works on step t+1. Th
 `lstm_step_backward` run backwards through time by `run_chains`, from what the forward loop saved
 (gate activations on stacks, cells and outputs in TensorArrays): ~30% fewer ops per training step
 than TensorFlow's automatic differentiation of the loop, which saves every intermediate and adds
-broadcasting bookkeeping, and the weight gradients are summed in the backward loop beside the
-sequential d_h chain.
+broadcasting bookkeeping. The backward loop carries only what is sequential, the d_h and d_c
+chains, and records each step's gate gradients; every weight's gradient is then one product over
+all steps after it (`_weight_gradients`), as fused RNN kernels do.
 
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
@@ -268,7 +269,8 @@ class LSTMRecord(NamedTuple):
     Attributes:
       h, c: the state, TensorArrays indexed by step with one entry more than there are steps: entry
         t is the state step t started from (entry 0 the zero initial state, entry t > 0
-        `counts[t-1]` rows).
+        `counts[t-1]` rows), so a concatenation is the initial state followed by the packed
+        outputs (the rows `Shard.previous_rows` index).
       pushed: a scalar that depends on every push onto the activation stacks so far: the next
         step's pushes wait for it (a stack must get its values in step order), and so does the
         backward loop's first pop. A scalar of its own, not `h`: only the backward loop reaches
@@ -321,20 +323,22 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
         slices = _step_slices(shards)  # shared by both loops
         stacks = [tuple(_new_stacks() for _ in chain.w_h) for chain in tensors]
         records = _forward(tensors, masks, shards, slices, stacks, parallel_iterations)
-        # Step t's rows follow step t-1's in the concatenation: the packed layout. The first
-        # `batch_size` rows are the zero initial state.
-        packed = [tuple(LSTMState(record.h.concat()[shard.batch_size:],
-                                  record.c.concat()[shard.batch_size:])
-                        for record in chain_record.lstms)
-                  for chain_record, shard in zip(records, shards)]
+        # Entry t of a state TensorArray is the state step t started from, so its concatenation is
+        # the zero initial state (`batch_size` rows) followed by the packed outputs.
+        states = [tuple(LSTMState(record.h.concat(), record.c.concat())
+                        for record in chain_record.lstms) for chain_record in records]
+        packed = [tuple(LSTMState(state.h[shard.batch_size:], state.c[shard.batch_size:])
+                        for state in chain_states)
+                  for chain_states, shard in zip(states, shards)]
 
         def gradient(*d_packed):
             # None where nothing depends on an output. Gradients through `layout.last` arrive as
             # IndexedSlices: made dense once here, not at every step inside the loop.
             d_packed = tf.nest.pack_sequence_as(
                 packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
-            return _backward(tensors, masks, shards, slices, stacks, records, d_packed,
-                             parallel_iterations)
+            d_gates = _backward(tensors, masks, shards, slices, stacks, records, d_packed,
+                                parallel_iterations)
+            return [_weight_gradients(*chain) for chain in zip(d_gates, states, records, shards)]
 
         return packed, gradient
 
@@ -476,7 +480,7 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
 
 def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
               slices: List[StepSlices], stacks, records: List[ChainRecord], d_packed,
-              parallel_iterations: int) -> List[ChainTensors]:
+              parallel_iterations: int) -> List[Tuple[tf.Tensor, ...]]:
     """The backward loop: from the last step to the first, each chain's LSTMs top-down.
 
     Args:
@@ -484,10 +488,11 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
         depends on them).
 
     Returns:
-      The gradients of `tensors`, in their structure.
+      Per chain, per LSTM, its packed `d_gates [rows, 4*hidden]`: dLoss w.r.t. the pre-activation
+      gates of every valid step (for the first LSTM, the gradient of the projected inputs).
     """
     steps = tf.shape(shards[0].counts)[0]
-    transposed, d_states, gradients = [], [], []
+    transposed, d_states, d_gates = [], [], []
     for chain, shard, record in zip(tensors, shards, records):
         last_count = shard.counts[steps - 1]
         transposed.append(TransposedMatrices(tuple(map(tf.transpose, chain.w_h)),
@@ -497,44 +502,61 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
         with tf.control_dependencies([lstm.pushed for lstm in record.lstms]):
             d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
                                   for w_h in chain.w_h))
-        # Weight gradients are summed over steps inside the loop, where their products can run
-        # beside the sequential d_h chain instead of after the loop; the projected inputs'
-        # gradient is written step by step.
-        gradients.append(ChainTensors(
-            _tensor_array(steps, NUM_GATES * _hidden_size(chain.w_h[0])),
-            w_h=tuple(map(tf.zeros_like, chain.w_h)), w_x=tuple(map(tf.zeros_like, chain.w_x)),
-            b=tuple(map(tf.zeros_like, chain.b))))
+        d_gates.append(tuple(_tensor_array(steps, NUM_GATES * _hidden_size(w_h))
+                             for w_h in chain.w_h))
 
-    def body(step, d_states, gradients):
+    def body(step, d_states, d_gates):
         rows = _rows_at(slices, step)
         stepped = [_chain_step_backward(*chain, step) for chain in
-                   zip(transposed, masks, stacks, records, d_packed, d_states, gradients, rows)]
+                   zip(transposed, masks, stacks, records, d_packed, d_states, d_gates, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
-    _, _, gradients = tf.while_loop(lambda step, *_: step >= 0, body,
-                                    (steps - 1, d_states, gradients),
-                                    parallel_iterations=parallel_iterations)
-    return [g._replace(projected_inputs=g.projected_inputs.concat()) for g in gradients]
+    _, _, d_gates = tf.while_loop(lambda step, *_: step >= 0, body,
+                                  (steps - 1, d_states, d_gates),
+                                  parallel_iterations=parallel_iterations)
+    return [tuple(ta.concat() for ta in chain) for chain in d_gates]
+
+
+def _weight_gradients(d_gates: Tuple[tf.Tensor, ...], states: Tuple[LSTMState, ...],
+                      record: ChainRecord, shard: Shard) -> ChainTensors:
+    """A chain's gradients (a ChainTensors) from its LSTMs' packed d_gates.
+
+    Each weight's gradient is one product over all steps: `w_h`'s pairs every step's d_gates with
+    the output it started from (`states`, the concatenated forward states), `w_x`'s with the step's
+    input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
+    and LSTM would compete for the cores with the sequential d_h chains (part1 training 1.09x,
+    part2 1.05x faster without them, docs/performance.md).
+
+    Args:
+      d_gates: per LSTM, packed `[rows, 4*hidden]`, as `_backward` returns them.
+      states: per LSTM, the concatenated forward states: `[batch + rows, hidden]`.
+      record: the chain's ChainRecord (its `inputs`, the input of each LSTM above the first).
+      shard: the chain's Shard.
+    """
+    d_w_h = tuple(tf.matmul(tf.gather(state.h, shard.previous_rows), d, transpose_a=True)
+                  for state, d in zip(states, d_gates))
+    d_w_x = tuple(tf.matmul(inputs.concat(), d, transpose_a=True)
+                  for inputs, d in zip(record.inputs, d_gates[1:]))
+    d_b = tuple(tf.reduce_sum(d, axis=0) for d in d_gates[1:])
+    return ChainTensors(d_gates[0], d_w_h, d_w_x, d_b)
 
 
 def _chain_step_backward(transposed: TransposedMatrices, masks,
                          stacks: Tuple[GateActivations, ...], record: ChainRecord,
                          d_outputs: Tuple[LSTMState, ...], d_states: Tuple[LSTMState, ...],
-                         gradients: ChainTensors, rows: Step, step: tf.Tensor
-                         ) -> Tuple[Tuple[LSTMState, ...], ChainTensors]:
+                         d_gates: Tuple[tf.TensorArray, ...], rows: Step, step: tf.Tensor
+                         ) -> Tuple[Tuple[LSTMState, ...], Tuple[tf.TensorArray, ...]]:
     """Step `step` of one chain in the backward loop, its LSTMs top-down.
 
     Args:
       d_outputs: per LSTM, the gradient of its packed outputs (fields may be None).
       d_states: per LSTM, dLoss/d(state after step t), from step t+1 (`[counts[t+1], hidden]`).
-      gradients: the sums so far, `projected_inputs` a TensorArray of per-step gradients.
+      d_gates: per LSTM, a TensorArray of each step's d_gates.
 
     Returns:
-      Per LSTM, dLoss/d(state after step t-1), and the updated sums.
+      Per LSTM, dLoss/d(state after step t-1), and the TensorArrays written.
     """
-    d_states, d_w_h, d_w_x, d_b = (list(d_states), list(gradients.w_h), list(gradients.w_x),
-                                   list(gradients.b))
-    d_projected, d_from_above = gradients.projected_inputs, None
+    d_states, d_gates, d_from_above = list(d_states), list(d_gates), None
     for index in reversed(range(len(d_states))):
         # Examples whose last step this is start with no gradient from later steps.
         d_h, d_c = rows.grow(d_states[index].h), rows.grow(d_states[index].c)
@@ -544,39 +566,31 @@ def _chain_step_backward(transposed: TransposedMatrices, masks,
             d_c += rows.rows(d_outputs[index].c)
         if d_from_above is not None:
             d_h += d_from_above
-        d_gates, d_states[index], previous_h = _lstm_backward(
+        step_d_gates, d_states[index] = _lstm_backward(
             transposed.w_h[index], stacks[index], record.lstms[index], LSTMState(d_h, d_c), rows,
             step)
-        d_w_h[index] += tf.matmul(previous_h, d_gates, transpose_a=True)
+        d_gates[index] = d_gates[index].write(step, step_d_gates)
         if index > 0:
-            d_w_x[index - 1] += tf.matmul(record.inputs[index - 1].read(step), d_gates,
-                                          transpose_a=True)
-            d_b[index - 1] += tf.reduce_sum(d_gates, axis=0)
-            d_from_above = _dropped(tf.matmul(d_gates, transposed.w_x[index - 1]),
+            d_from_above = _dropped(tf.matmul(step_d_gates, transposed.w_x[index - 1]),
                                     masks[index - 1], rows)
-        else:
-            d_projected = d_projected.write(step, d_gates)
-    return tuple(d_states), ChainTensors(d_projected, tuple(d_w_h), tuple(d_w_x), tuple(d_b))
+    return tuple(d_states), tuple(d_gates)
 
 
 def _lstm_backward(w_h_transposed: tf.Tensor, stacks: GateActivations, record: LSTMRecord,
                    d_state: LSTMState, rows: Step,
-                   step: tf.Tensor) -> Tuple[tf.Tensor, LSTMState, tf.Tensor]:
+                   step: tf.Tensor) -> Tuple[tf.Tensor, LSTMState]:
     """One LSTM's `lstm_step_backward` in the backward loop, from what the forward loop recorded.
 
     Args:
       d_state: dLoss/d(h_t, c_t), `[counts[t], hidden]`.
 
     Returns:
-      `d_gates [counts[t], 4*hidden]`, dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]`, and
-      `h_{t-1}` (`h_{t-1}^T d_gates` is the step's part of the gradient of `w_h`).
+      `d_gates [counts[t], 4*hidden]` and dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]`.
     """
     # d_state depends on every value step t+1 popped, so step t's pops come after them.
     activations = _pop(stacks, int(w_h_transposed.shape[1]), after=d_state.h)
-    previous = LSTMState(rows.running(record.h.read(step)), rows.running(record.c.read(step)))
-    d_gates, d_previous = lstm_step_backward(w_h_transposed, activations, previous.c, d_state.h,
-                                             d_state.c)
-    return d_gates, d_previous, previous.h
+    previous_c = rows.running(record.c.read(step))
+    return lstm_step_backward(w_h_transposed, activations, previous_c, d_state.h, d_state.c)
 
 
 class LSTMStack:

@@ -33,6 +33,9 @@ class Shard(NamedTuple):
         `(length - 1 - t, example)`.
       last_rows: int32 `[examples]`, the packed row of each example's last valid step, longest
         example first.
+      previous_rows: int32 `[rows]`, for the packed row of `(t, example)` the row of the state
+        step t started from, in a state's packed rows preceded by the `examples` rows of the
+        initial state: `(t - 1, example)`, offset by `examples`, or the initial row for t = 0.
     """
 
     counts: tf.Tensor
@@ -40,6 +43,7 @@ class Shard(NamedTuple):
     padded_positions: tf.Tensor
     reversed_rows: tf.Tensor
     last_rows: tf.Tensor
+    previous_rows: tf.Tensor
 
     @classmethod
     def of(cls, lengths: tf.Tensor, examples: tf.Tensor, steps: tf.Tensor) -> "Shard":
@@ -53,10 +57,12 @@ class Shard(NamedTuple):
         # order, i.e. exactly the packed order.
         step, rank = tf.unstack(tf.cast(tf.where(valid), tf.int32), axis=1)
         source_step = tf.gather(sorted_lengths, rank) - 1 - step
+        state_offsets = tf.concat([[0], tf.size(examples) + offsets[:-1]], axis=0)
         return cls(counts=counts, offsets=offsets,
                    padded_positions=tf.stack([step, tf.gather(examples, rank)], axis=1),
                    reversed_rows=tf.gather(offsets, source_step) + rank,
-                   last_rows=tf.gather(offsets, sorted_lengths - 1) + tf.range(tf.size(examples)))
+                   last_rows=tf.gather(offsets, sorted_lengths - 1) + tf.range(tf.size(examples)),
+                   previous_rows=tf.gather(state_offsets, step) + rank)
 
     @property
     def batch_size(self) -> tf.Tensor:
