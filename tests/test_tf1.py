@@ -38,6 +38,22 @@ def test_tensorflow_is_quiet_unless_asked():
     assert loud.returncode == 0 and "disable_resource_variables" in loud.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("setting, uses_bfc", [(None, True), ("false", False)])
+def test_sessions_allocate_from_the_bfc_allocator_unless_the_user_says_otherwise(setting,
+                                                                                 uses_bfc):
+    # The BFC allocator hands out blocks of 256 bytes or more, and get_memory_info reports them;
+    # for a tensor of three floats TensorFlow's default CPU allocator reports nothing.
+    code = ("from lstm_mnist.tf1 import tf\n"
+            "x = tf.placeholder(tf.float32, [None])\n"
+            "with tf.Session() as session: session.run(x * 2.0, {x: [1.0, 2.0, 3.0]})\n"
+            "print(tf.config.experimental.get_memory_info('CPU:0')['peak'])")
+    environment = {} if setting is None else {"TF_CPU_ALLOCATOR_USE_BFC": setting}
+    result = _run_python(code, **environment)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (int(result.stdout) >= 256) == uses_bfc
+
+
 def test_a_failing_tensorflow_import_shows_what_tensorflow_printed(tmp_path):
     fake = tmp_path / "tensorflow"  # shadows the real one: logs from C, as TF does, then breaks
     fake.mkdir()
