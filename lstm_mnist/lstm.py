@@ -522,8 +522,8 @@ def _weight_gradients(d_gates: Tuple[tf.Tensor, ...], states: Tuple[LSTMState, .
     """A chain's gradients (a ChainTensors) from its LSTMs' packed d_gates.
 
     Each weight's gradient is one product over all steps: `w_h`'s pairs every step's d_gates with
-    the output it started from (`states`, the concatenated forward states), `w_x`'s with the step's
-    input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
+    the `h` that step started from (rows `shard.previous_rows` of `states`), `w_x`'s with the
+    step's input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
     and LSTM would compete for the cores with the sequential d_h chains (part1 training 1.09x,
     part2 1.05x faster without them, docs/performance.md).
 
