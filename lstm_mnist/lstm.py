@@ -21,7 +21,9 @@ executor can run layer k at step t while layer k-1 already works on step t+1. Th
 than TensorFlow's automatic differentiation of the loop, which saves every intermediate and adds
 broadcasting bookkeeping. The backward loop carries only what is sequential, the d_h and d_c
 chains, and records each step's gate gradients; every weight's gradient is then one product over
-all steps after it (`_weight_gradients`), as fused RNN kernels do.
+all steps after it (`_weight_gradients`), as fused RNN kernels do. The first step runs outside the
+loops: it starts from the zero state, so it has no `h W_h` product, and nothing needs the gradient
+of the zero state.
 
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
@@ -140,56 +142,65 @@ def project_inputs(inputs: tf.Tensor, w_x: tf.Tensor, b: tf.Tensor) -> tf.Tensor
 
 
 def lstm_step(w_h: tf.Tensor, projected_input: tf.Tensor,
-              state: LSTMState) -> Tuple[LSTMState, GateActivations]:
+              state: Optional[LSTMState]) -> Tuple[LSTMState, GateActivations]:
     """One LSTM step.
 
     Args:
       w_h: `[hidden, 4*hidden]` the recurrent matrix.
       projected_input: `[batch, 4*hidden]`, this step's `x_t W_x + b`.
-      state: the previous step's LSTMState.
+      state: the previous step's LSTMState, or None for the zero state of a first step (whose
+        `h W_h` and `f * c` are zero, so not computed).
 
     Returns:
       The new LSTMState (its `h` is the step's output) and the GateActivations its backward pass
       needs.
     """
-    gates = projected_input + tf.matmul(state.h, w_h)
+    gates = projected_input if state is None else projected_input + tf.matmul(state.h, w_h)
     # Four equal splits, not slices: measured faster per step than one sigmoid over a [3h | h]
     # split.
     input_gate, forget_gate, output_gate, candidate = tf.split(gates, NUM_GATES, axis=1)
     activations = GateActivations(tf.sigmoid(input_gate), tf.sigmoid(forget_gate),
                                   tf.sigmoid(output_gate), tf.tanh(candidate), None)
-    c = activations.forget_gate * state.c + activations.input_gate * activations.candidate
+    c = activations.input_gate * activations.candidate
+    if state is not None:
+        c = activations.forget_gate * state.c + c
     tanh_cell = tf.tanh(c)
     return (LSTMState(h=activations.output_gate * tanh_cell, c=c),
             activations._replace(tanh_cell=tanh_cell))
 
 
 def lstm_step_backward(w_h_transposed: tf.Tensor, activations: GateActivations,
-                       previous_c: tf.Tensor, d_h: tf.Tensor,
-                       d_c: tf.Tensor) -> Tuple[tf.Tensor, LSTMState]:
+                       previous_c: Optional[tf.Tensor], d_h: tf.Tensor,
+                       d_c: tf.Tensor) -> Tuple[tf.Tensor, Optional[LSTMState]]:
     """The gradient of one `lstm_step`: the chain rule through the cell equations, by hand.
 
     Args:
       w_h_transposed: `[4*hidden, hidden]`, `w_h` transposed once outside the loop (a product with a
         transposed operand is ~1.5x slower per step).
       activations: what the forward step saved.
-      previous_c: `[batch, hidden]` the cell the step started from.
+      previous_c: `[batch, hidden]` the cell the step started from, or None for the zero state
+        of a first step.
       d_h: `[batch, hidden]` dLoss/dh_t, from the layer above (or the loss) plus from step t+1.
       d_c: `[batch, hidden]` dLoss/dc_t from step t+1.
 
     Returns:
       `d_gates [batch, 4*hidden]` (dLoss w.r.t. the step's pre-activation gates, i.e. w.r.t. its
       projected input; the weight gradients are products with it) and the LSTMState of gradients
-      w.r.t. the previous state `(d h_{t-1}, d c_{t-1})`.
+      w.r.t. the previous state `(d h_{t-1}, d c_{t-1})`, None for the zero state (a constant).
     """
     i, f, o, g, tanh_cell = activations
     # h = o * tanh(c), and c also flows on to step t+1 directly. TanhGrad(y, dy) = dy * (1 - y^2)
     # and SigmoidGrad(y, dy) = dy * y * (1 - y), each one op, from the saved activations y.
     d_c = d_c + tf.raw_ops.TanhGrad(y=tanh_cell, dy=d_h * o)
-    d_gates = tf.concat([tf.raw_ops.SigmoidGrad(y=i, dy=d_c * g),
-                         tf.raw_ops.SigmoidGrad(y=f, dy=d_c * previous_c),
+    # From the zero state the forget gate scaled nothing, so its gradient is zero; zeros_like(f)
+    # gives the popped forget gate a consumer, or its pop would be pruned and left on the stack.
+    d_forget = (tf.zeros_like(f) if previous_c is None
+                else tf.raw_ops.SigmoidGrad(y=f, dy=d_c * previous_c))
+    d_gates = tf.concat([tf.raw_ops.SigmoidGrad(y=i, dy=d_c * g), d_forget,
                          tf.raw_ops.SigmoidGrad(y=o, dy=d_h * tanh_cell),
                          tf.raw_ops.TanhGrad(y=g, dy=d_c * i)], axis=1)
+    if previous_c is None:
+        return d_gates, None
     return d_gates, LSTMState(h=tf.matmul(d_gates, w_h_transposed), c=d_c * f)
 
 
@@ -267,10 +278,8 @@ class LSTMRecord(NamedTuple):
     """What the forward loop keeps of one LSTM, besides its activation stacks (`_new_stacks`).
 
     Attributes:
-      h, c: the state, TensorArrays indexed by step with one entry more than there are steps: entry
-        t is the state step t started from (entry 0 the zero initial state, entry t > 0
-        `counts[t-1]` rows), so a concatenation is the initial state followed by the packed
-        outputs (the rows `Shard.previous_rows` index).
+      h, c: the state after each step, TensorArrays indexed by step (entry t `[counts[t],
+        hidden]`), so a concatenation is the packed outputs (or cells).
       pushed: a scalar that depends on every push onto the activation stacks so far: the next
         step's pushes wait for it (a stack must get its values in step order), and so does the
         backward loop's first pop. A scalar of its own, not `h`: only the backward loop reaches
@@ -323,13 +332,8 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
         slices = _step_slices(shards)  # shared by both loops
         stacks = [tuple(_new_stacks() for _ in chain.w_h) for chain in tensors]
         records = _forward(tensors, masks, shards, slices, stacks, parallel_iterations)
-        # Entry t of a state TensorArray is the state step t started from, so its concatenation is
-        # the zero initial state (`batch_size` rows) followed by the packed outputs.
-        states = [tuple(LSTMState(record.h.concat(), record.c.concat())
+        packed = [tuple(LSTMState(record.h.concat(), record.c.concat())
                         for record in chain_record.lstms) for chain_record in records]
-        packed = [tuple(LSTMState(state.h[shard.batch_size:], state.c[shard.batch_size:])
-                        for state in chain_states)
-                  for chain_states, shard in zip(states, shards)]
 
         def gradient(*d_packed):
             # None where nothing depends on an output. Gradients through `layout.last` arrive as
@@ -338,7 +342,7 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
                 packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
             d_gates = _backward(tensors, masks, shards, slices, stacks, records, d_packed,
                                 parallel_iterations)
-            return [_weight_gradients(*chain) for chain in zip(d_gates, states, records, shards)]
+            return [_weight_gradients(*chain) for chain in zip(d_gates, packed, records, shards)]
 
         return packed, gradient
 
@@ -351,11 +355,16 @@ def _tensor_array(size: tf.Tensor, width: int) -> tf.TensorArray:
                           element_shape=tf.TensorShape([None, width]))
 
 
-def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
-    """`[rows, width]` zeros whose static shape is `[None, width]`: a loop state whose row count
+def _any_rows(tensor: tf.Tensor, width: int) -> tf.Tensor:
+    """`tensor` `[rows, width]` with the static shape `[None, width]`: a loop state whose row count
     changes from step to step must not start with a fixed one (a constant batch would give it
     one), and placeholder_with_default relaxes it."""
-    return tf.placeholder_with_default(tf.zeros([rows, width]), [None, width])
+    return tf.placeholder_with_default(tensor, [None, width])
+
+
+def _zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
+    """`[rows, width]` zeros with the static shape `[None, width]` (see `_any_rows`)."""
+    return _any_rows(tf.zeros([rows, width]), width)
 
 
 def _step_slices(shards: Sequence[Shard]) -> List[StepSlices]:
@@ -415,13 +424,9 @@ def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
              slices: List[StepSlices], stacks, parallel_iterations: int) -> List[ChainRecord]:
     """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
     steps = tf.shape(shards[0].counts)[0]
-    states, records = [], []
-    for chain, shard in zip(tensors, shards):
-        zeros = [_zero_rows(shard.batch_size, _hidden_size(w_h)) for w_h in chain.w_h]
-        states.append(tuple(LSTMState(z, z) for z in zeros))
-        records.append(ChainRecord(tuple(_new_record(steps, z) for z in zeros),
-                                   tuple(_tensor_array(steps, int(w_x.shape[0]))
-                                         for w_x in chain.w_x)))
+    records = [ChainRecord(tuple(_new_record(steps, _hidden_size(w_h)) for w_h in chain.w_h),
+                           tuple(_tensor_array(steps, int(w_x.shape[0])) for w_x in chain.w_x))
+               for chain in tensors]
 
     def body(step, states, records):
         rows = _rows_at(slices, step)
@@ -429,27 +434,31 @@ def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
                    for chain in zip(tensors, masks, stacks, states, records, rows)]
         return step + 1, [state for state, _ in stepped], [record for _, record in stepped]
 
-    _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (0, states, records),
+    # The first step, before the loop: from the zero state (None), which needs no products.
+    _, states, records = body(0, [None] * len(tensors), records)
+    states = [tuple(LSTMState(*(_any_rows(part, _hidden_size(w_h)) for part in state))
+                    for state, w_h in zip(chain_states, chain.w_h))
+              for chain_states, chain in zip(states, tensors)]
+    _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (1, states, records),
                                   parallel_iterations=parallel_iterations)
     return records
 
 
-def _new_record(steps: tf.Tensor, initial_state: tf.Tensor) -> LSTMRecord:
-    """An LSTMRecord holding only the initial state (for h and c alike), `[batch, hidden]`."""
-    width = int(initial_state.shape[1])
-    return LSTMRecord(h=_tensor_array(steps + 1, width).write(0, initial_state),
-                      c=_tensor_array(steps + 1, width).write(0, initial_state),
+def _new_record(steps: tf.Tensor, hidden_size: int) -> LSTMRecord:
+    """An empty LSTMRecord."""
+    return LSTMRecord(h=_tensor_array(steps, hidden_size), c=_tensor_array(steps, hidden_size),
                       pushed=tf.constant(0.0))
 
 
 def _chain_step(tensors: ChainTensors, masks, stacks: Tuple[GateActivations, ...],
-                states: Tuple[LSTMState, ...], record: ChainRecord, rows: Step,
+                states: Optional[Tuple[LSTMState, ...]], record: ChainRecord, rows: Step,
                 step: tf.Tensor) -> Tuple[Tuple[LSTMState, ...], ChainRecord]:
-    """Step `step` of one chain in the forward loop, its LSTMs bottom-up."""
+    """Step `step` of one chain in the forward loop, its LSTMs bottom-up; `states` is None at the
+    first step (the zero state)."""
     new_states, lstm_records, inputs = [], [], list(record.inputs)
     projected = rows.rows(tensors.projected_inputs)
     for index, (w_h, lstm_stacks, state, lstm_record) in enumerate(
-            zip(tensors.w_h, stacks, states, record.lstms)):
+            zip(tensors.w_h, stacks, states or [None] * len(tensors.w_h), record.lstms)):
         if index > 0:
             below = _dropped(new_states[-1].h, masks[index - 1], rows)
             inputs[index - 1] = inputs[index - 1].write(step, below)
@@ -468,13 +477,13 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
 
     Args:
       projected_input: `[counts[t], 4*hidden]`.
-      state: the state after step t-1, `[counts[t-1], hidden]` (the batch at t = 0).
+      state: the state after step t-1, `[counts[t-1], hidden]`; None at t = 0 (the zero state).
     """
-    # Examples that ended drop out of the state: the running ones are its first rows.
-    state, activations = lstm_step(w_h, projected_input,
-                                   LSTMState(rows.running(state.h), rows.running(state.c)))
-    return state, LSTMRecord(h=record.h.write(step + 1, state.h),
-                             c=record.c.write(step + 1, state.c),
+    if state is not None:
+        # Examples that ended drop out of the state: the running ones are its first rows.
+        state = LSTMState(rows.running(state.h), rows.running(state.c))
+    state, activations = lstm_step(w_h, projected_input, state)
+    return state, LSTMRecord(h=record.h.write(step, state.h), c=record.c.write(step, state.c),
                              pushed=_push(stacks, activations, after=record.pushed))
 
 
@@ -505,15 +514,17 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
         d_gates.append(tuple(_tensor_array(steps, NUM_GATES * _hidden_size(w_h))
                              for w_h in chain.w_h))
 
-    def body(step, d_states, d_gates):
+    def body(step, d_states, d_gates, first_step=False):
         rows = _rows_at(slices, step)
-        stepped = [_chain_step_backward(*chain, step) for chain in
+        stepped = [_chain_step_backward(*chain, step, first_step) for chain in
                    zip(transposed, masks, stacks, records, d_packed, d_states, d_gates, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
-    _, _, d_gates = tf.while_loop(lambda step, *_: step >= 0, body,
-                                  (steps - 1, d_states, d_gates),
-                                  parallel_iterations=parallel_iterations)
+    _, d_states, d_gates = tf.while_loop(lambda step, *_: step > 0, body,
+                                         (steps - 1, d_states, d_gates),
+                                         parallel_iterations=parallel_iterations)
+    # The first step, after the loop: its d_gates, without the gradient of the zero state.
+    _, _, d_gates = body(0, d_states, d_gates, first_step=True)
     return [tuple(ta.concat() for ta in chain) for chain in d_gates]
 
 
@@ -521,20 +532,20 @@ def _weight_gradients(d_gates: Tuple[tf.Tensor, ...], states: Tuple[LSTMState, .
                       record: ChainRecord, shard: Shard) -> ChainTensors:
     """A chain's gradients (a ChainTensors) from its LSTMs' packed d_gates.
 
-    Each weight's gradient is one product over all steps: `w_h`'s pairs every step's d_gates with
-    the `h` that step started from (rows `shard.previous_rows` of `states`), `w_x`'s with the
-    step's input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
+    Each weight's gradient is one product over all steps: `w_h`'s pairs the d_gates of every step
+    but the first (which started from the zero state) with the `h` that step started from (rows
+    `shard.previous_rows` of the packed outputs), `w_x`'s with the step's input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
     and LSTM would compete for the cores with the sequential d_h chains (part1 training 1.09x,
     part2 1.05x faster without them, docs/performance.md).
 
     Args:
       d_gates: per LSTM, packed `[rows, 4*hidden]`, as `_backward` returns them.
-      states: per LSTM, the concatenated forward states: `[batch + rows, hidden]`.
+      states: per LSTM, the packed forward states `[rows, hidden]`.
       record: the chain's ChainRecord (its `inputs`, the input of each LSTM above the first).
       shard: the chain's Shard.
     """
-    d_w_h = tuple(tf.matmul(tf.gather(state.h, shard.previous_rows), d, transpose_a=True)
-                  for state, d in zip(states, d_gates))
+    d_w_h = tuple(tf.matmul(tf.gather(state.h, shard.previous_rows), d[shard.batch_size:],
+                            transpose_a=True) for state, d in zip(states, d_gates))
     d_w_x = tuple(tf.matmul(inputs.concat(), d, transpose_a=True)
                   for inputs, d in zip(record.inputs, d_gates[1:]))
     d_b = tuple(tf.reduce_sum(d, axis=0) for d in d_gates[1:])
@@ -544,7 +555,8 @@ def _weight_gradients(d_gates: Tuple[tf.Tensor, ...], states: Tuple[LSTMState, .
 def _chain_step_backward(transposed: TransposedMatrices, masks,
                          stacks: Tuple[GateActivations, ...], record: ChainRecord,
                          d_outputs: Tuple[LSTMState, ...], d_states: Tuple[LSTMState, ...],
-                         d_gates: Tuple[tf.TensorArray, ...], rows: Step, step: tf.Tensor
+                         d_gates: Tuple[tf.TensorArray, ...], rows: Step, step: tf.Tensor,
+                         first_step: bool
                          ) -> Tuple[Tuple[LSTMState, ...], Tuple[tf.TensorArray, ...]]:
     """Step `step` of one chain in the backward loop, its LSTMs top-down.
 
@@ -552,9 +564,11 @@ def _chain_step_backward(transposed: TransposedMatrices, masks,
       d_outputs: per LSTM, the gradient of its packed outputs (fields may be None).
       d_states: per LSTM, dLoss/d(state after step t), from step t+1 (`[counts[t+1], hidden]`).
       d_gates: per LSTM, a TensorArray of each step's d_gates.
+      first_step: whether this is step 0, which started from the zero state.
 
     Returns:
-      Per LSTM, dLoss/d(state after step t-1), and the TensorArrays written.
+      Per LSTM, dLoss/d(state after step t-1) (None for the first step), and the TensorArrays
+      written.
     """
     d_states, d_gates, d_from_above = list(d_states), list(d_gates), None
     for index in reversed(range(len(d_states))):
@@ -568,7 +582,7 @@ def _chain_step_backward(transposed: TransposedMatrices, masks,
             d_h += d_from_above
         step_d_gates, d_states[index] = _lstm_backward(
             transposed.w_h[index], stacks[index], record.lstms[index], LSTMState(d_h, d_c), rows,
-            step)
+            step, first_step)
         d_gates[index] = d_gates[index].write(step, step_d_gates)
         if index > 0:
             d_from_above = _dropped(tf.matmul(step_d_gates, transposed.w_x[index - 1]),
@@ -577,19 +591,21 @@ def _chain_step_backward(transposed: TransposedMatrices, masks,
 
 
 def _lstm_backward(w_h_transposed: tf.Tensor, stacks: GateActivations, record: LSTMRecord,
-                   d_state: LSTMState, rows: Step,
-                   step: tf.Tensor) -> Tuple[tf.Tensor, LSTMState]:
+                   d_state: LSTMState, rows: Step, step: tf.Tensor,
+                   first_step: bool) -> Tuple[tf.Tensor, Optional[LSTMState]]:
     """One LSTM's `lstm_step_backward` in the backward loop, from what the forward loop recorded.
 
     Args:
       d_state: dLoss/d(h_t, c_t), `[counts[t], hidden]`.
+      first_step: whether t is 0 (the step from the zero state).
 
     Returns:
-      `d_gates [counts[t], 4*hidden]` and dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]`.
+      `d_gates [counts[t], 4*hidden]` and dLoss/d(h_{t-1}, c_{t-1}) `[counts[t], hidden]` (None
+      at the first step).
     """
     # d_state depends on every value step t+1 popped, so step t's pops come after them.
     activations = _pop(stacks, int(w_h_transposed.shape[1]), after=d_state.h)
-    previous_c = rows.running(record.c.read(step))
+    previous_c = None if first_step else rows.running(record.c.read(step - 1))
     return lstm_step_backward(w_h_transposed, activations, previous_c, d_state.h, d_state.c)
 
 

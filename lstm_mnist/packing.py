@@ -33,9 +33,9 @@ class Shard(NamedTuple):
         `(length - 1 - t, example)`.
       last_rows: int32 `[examples]`, the packed row of each example's last valid step, longest
         example first.
-      previous_rows: int32 `[rows]`, for the packed row of `(t, example)` the row of the state
-        step t started from, in a state's packed rows preceded by the `examples` rows of the
-        initial state: `(t - 1, example)`, offset by `examples`, or the initial row for t = 0.
+      previous_rows: int32 `[rows - examples]`, for each packed row of `(t, example)` after the
+        first step's (t >= 1), the packed row of `(t - 1, example)`: where the state step t
+        started from is.
     """
 
     counts: tf.Tensor
@@ -57,12 +57,12 @@ class Shard(NamedTuple):
         # order, i.e. exactly the packed order.
         step, rank = tf.unstack(tf.cast(tf.where(valid), tf.int32), axis=1)
         source_step = tf.gather(sorted_lengths, rank) - 1 - step
-        state_offsets = tf.concat([[0], tf.size(examples) + offsets[:-1]], axis=0)
+        later = tf.size(examples)  # every example has a first step: its rows come first
         return cls(counts=counts, offsets=offsets,
                    padded_positions=tf.stack([step, tf.gather(examples, rank)], axis=1),
                    reversed_rows=tf.gather(offsets, source_step) + rank,
                    last_rows=tf.gather(offsets, sorted_lengths - 1) + tf.range(tf.size(examples)),
-                   previous_rows=tf.gather(state_offsets, step) + rank)
+                   previous_rows=tf.gather(offsets, step[later:] - 1) + rank[later:])
 
     @property
     def batch_size(self) -> tf.Tensor:

@@ -295,6 +295,36 @@ def test_lstm_step_backward_equals_autodiff_of_lstm_step():
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)
 
 
+def test_a_first_step_from_no_state_equals_a_step_from_the_zero_state_without_products():
+    # The loops run the first step outside with state None: it must compute what a step from
+    # zeros computes, forward and backward, without a matrix product.
+    rng = np.random.default_rng(7)
+    batch, hidden = 4, 5
+    with tf.Graph().as_default():
+        weights = create_lstm_weights(3, hidden, "cell")
+        projected = tf.constant(rng.normal(size=(batch, 4 * hidden)), tf.float32)
+        d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
+        zeros = tf.zeros([batch, hidden])
+        w_h_transposed = tf.transpose(weights.w_h)
+        results = []
+        for previous in (None, LSTMState(zeros, zeros)):
+            ops_before = len(tf.get_default_graph().get_operations())
+            state, activations = lstm_step(weights.w_h, projected, previous)
+            d_gates, d_previous = lstm_step_backward(
+                w_h_transposed, activations, None if previous is None else previous.c, d_h, d_c)
+            new_ops = tf.get_default_graph().get_operations()[ops_before:]
+            results.append([state.h, state.c, d_gates])
+            if previous is None:
+                assert d_previous is None
+                assert not [op for op in new_ops if op.type == "MatMul"]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            from_none, from_zeros = session.run(results)
+    for name, a, b in zip(["h", "c", "d_gates"], from_none, from_zeros):
+        np.testing.assert_allclose(a, b, atol=1e-7, err_msg=name)
+        assert np.abs(a).max() > 1e-3, name
+
+
 def test_one_unidirectional_layer_is_dealt_into_two_shards_deeper_stacks_into_one():
     with tf.Graph().as_default():
         shards = [LSTMStack(INPUT_SIZE, hidden, bidirectional, name=f"s{k}").num_shards

@@ -86,24 +86,16 @@ def test_reverse_reverses_each_valid_sequence_and_its_gradient_reverses_back(num
 
 @pytest.mark.parametrize("num_shards", [1, 2])
 def test_previous_rows_point_at_the_row_of_the_same_example_one_step_earlier(num_shards):
-    # A state TensorArray's concatenation: the initial state (one row per example of the shard,
-    # here marked -1 - rank), then the packed rows. Row (t, example) must find (t - 1, example),
-    # or the initial row of its example at t = 0.
+    # Every packed row after the first step's, (t, example) with t >= 1, must find the packed row
+    # of (t - 1, example): the state its step started from.
     padded = _padded()
 
     def build(layout):
-        packed = layout.pack(tf.constant(padded))
-        states = [tf.concat([-1.0 - tf.cast(tf.range(shard.batch_size), tf.float32)[:, None]
-                             * tf.ones([1, 2]), part], axis=0)
-                  for shard, part in zip(layout.shards, packed)]
-        return [(tf.gather(state, shard.previous_rows), shard.padded_positions)
-                for state, shard in zip(states, layout.shards)]
+        return [(tf.gather(part, shard.previous_rows), shard.padded_positions, shard.batch_size)
+                for part, shard in zip(layout.pack(tf.constant(padded)), layout.shards)]
 
-    for previous, positions in _run(build, num_shards):
-        ranks = {}
-        for (step, example), row in zip(positions, previous):
-            if step == 0:
-                ranks[example] = len(ranks)  # shard rank: the order of the first step's rows
-                np.testing.assert_array_equal(row, [-1.0 - ranks[example]] * 2)
-            else:
-                np.testing.assert_array_equal(row, padded[step - 1, example])
+    for previous, positions, examples in _run(build, num_shards):
+        assert all(step == 0 for step, _ in positions[:examples])
+        assert len(previous) == len(positions) - examples
+        for (step, example), row in zip(positions[examples:], previous):
+            np.testing.assert_array_equal(row, padded[step - 1, example])
