@@ -274,15 +274,19 @@ def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths
         assert np.abs(a).max() > 1e-3, name
 
 
+def _one_cell(seed, batch=4, hidden=5):
+    """An LSTM's weights (input size 3), and random constants: a projected input `[batch,
+    4*hidden]`, then a previous state and gradients `d_h`, `d_c`, each `[batch, hidden]`."""
+    rng = np.random.default_rng(seed)
+    weights = create_lstm_weights(3, hidden, "cell")
+    projected = tf.constant(rng.normal(size=(batch, 4 * hidden)), tf.float32)
+    h, c, d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(4))
+    return weights, projected, LSTMState(h, c), d_h, d_c
+
+
 def test_lstm_step_backward_equals_autodiff_of_lstm_step():
-    rng = np.random.default_rng(6)
-    batch, hidden = 4, 5
     with tf.Graph().as_default():
-        weights = create_lstm_weights(3, hidden, "cell")
-        projected = tf.constant(rng.normal(size=(batch, 4 * hidden)), tf.float32)
-        previous = LSTMState(*(tf.constant(rng.normal(size=(batch, hidden)), tf.float32)
-                               for _ in range(2)))
-        d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
+        weights, projected, previous, d_h, d_c = _one_cell(seed=6)
         state, activations = lstm_step(weights.w_h, projected, previous)
         d_gates, d_previous = lstm_step_backward(tf.transpose(weights.w_h), activations,
                                                  previous.c, d_h, d_c)
@@ -298,13 +302,9 @@ def test_lstm_step_backward_equals_autodiff_of_lstm_step():
 def test_a_first_step_from_no_state_equals_a_step_from_the_zero_state_without_products():
     # The loops run the first step outside with state None: it must compute what a step from
     # zeros computes, forward and backward, without a matrix product.
-    rng = np.random.default_rng(7)
-    batch, hidden = 4, 5
     with tf.Graph().as_default():
-        weights = create_lstm_weights(3, hidden, "cell")
-        projected = tf.constant(rng.normal(size=(batch, 4 * hidden)), tf.float32)
-        d_h, d_c = (tf.constant(rng.normal(size=(batch, hidden)), tf.float32) for _ in range(2))
-        zeros = tf.zeros([batch, hidden])
+        weights, projected, _, d_h, d_c = _one_cell(seed=7)
+        zeros = tf.zeros_like(d_h)
         w_h_transposed = tf.transpose(weights.w_h)
         results = []
         for previous in (None, LSTMState(zeros, zeros)):
