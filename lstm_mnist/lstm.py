@@ -534,9 +534,10 @@ def _weight_gradients(d_gates: Tuple[tf.Tensor, ...], states: Tuple[LSTMState, .
 
     Each weight's gradient is one product over all steps: `w_h`'s pairs the d_gates of every step
     but the first (which started from the zero state) with the `h` that step started from (rows
-    `shard.previous_rows` of the packed outputs), `w_x`'s with the step's input. Inside the backward loop, one small product and one `[hidden, 4*hidden]` sum per step
-    and LSTM would compete for the cores with the sequential d_h chains (part1 training 1.09x,
-    part2 1.05x faster without them, docs/performance.md).
+    `shard.previous_rows` of the packed outputs), `w_x`'s with the step's input. Inside the
+    backward loop, one small product and one `[hidden, 4*hidden]` sum per step and LSTM would
+    compete for the cores with the sequential d_h chains (part1 training 1.09x, part2 1.05x
+    faster without them, docs/performance.md).
 
     Args:
       d_gates: per LSTM, packed `[rows, 4*hidden]`, as `_backward` returns them.
