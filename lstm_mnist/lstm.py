@@ -303,7 +303,7 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
                ) -> List[Tuple[LSTMState, ...]]:
     """Steps independent LSTM stacks ("chains") through time in one `tf.while_loop`, with a
     hand-written gradient: a second loop that runs `lstm_step_backward` from the last step to the
-    first.
+    second. The first step, from the zero state, runs before the first loop and after the second.
 
     Independent chains, such as the two directions of a bidirectional layer, share the loop so their
     steps run side by side. Sequences are packed (see `packing`): at step t only the `counts[t]`
@@ -490,7 +490,8 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
 def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
               slices: List[StepSlices], stacks, records: List[ChainRecord], d_packed,
               parallel_iterations: int) -> List[Tuple[tf.Tensor, ...]]:
-    """The backward loop: from the last step to the first, each chain's LSTMs top-down.
+    """The backward loop: from the last step to the second, each chain's LSTMs top-down, then the
+    first step after it.
 
     Args:
       d_packed: the gradients of `run_chains`' outputs, in their structure (None where nothing
