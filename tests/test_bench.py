@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +91,35 @@ def test_bench_without_torch_says_the_reference_is_skipped():
     header, _, row = result.stdout.splitlines()[:3]
     assert "ours/BlockLSTM" in header and "PyTorch" not in header
     assert row.startswith("| part1 |") and row.count("|") == header.count("|")
+
+
+def _compiled_core_latency(tmp_path):
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    binary = tmp_path / "core_latency"
+    subprocess.run([compiler, "-O2", "-pthread", os.path.join(ROOT, "benchmarks", "core_latency.c"),
+                    "-o", str(binary)], check=True)
+    return str(binary)
+
+
+def test_core_latency_measures_a_round_trip_between_two_cpus(tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    result = subprocess.run([_compiled_core_latency(tmp_path), str(cpus[0]), str(cpus[1])],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # Nanoseconds: a cache line crosses between cores in tens to hundreds of them, never none.
+    assert 1 <= int(result.stdout) < 100_000
+
+
+def test_core_latency_refuses_a_cpu_it_cannot_run_on(tmp_path):
+    cpus = os.sched_getaffinity(0)
+    present, missing = min(cpus), max(cpus) + 1
+    result = subprocess.run([_compiled_core_latency(tmp_path), str(present), str(missing)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"core_latency: cannot run threads on CPUs {present} and "
+                                    f"{missing}")
+    assert result.stdout == ""
