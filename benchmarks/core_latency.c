@@ -49,8 +49,20 @@ static int ascending(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* A CPU number from the command line, or -1 if `text` is not one. */
+static int cpu_number(const char *text) {
+  char *end;
+  long cpu = strtol(text, &end, 10);
+  return (*text == '\0' || *end != '\0' || cpu < 0 || cpu >= CPU_SETSIZE) ? -1 : (int)cpu;
+}
+
 int main(int argc, char **argv) {
-  int initiator = argc > 2 ? atoi(argv[1]) : 0, responder = argc > 2 ? atoi(argv[2]) : 1;
+  int initiator = argc == 3 ? cpu_number(argv[1]) : 0;
+  int responder = argc == 3 ? cpu_number(argv[2]) : 1;
+  if ((argc != 1 && argc != 3) || initiator < 0 || responder < 0) {
+    fprintf(stderr, "usage: core_latency [CPU_A CPU_B] (two CPU numbers, 0 and 1 by default)\n");
+    return 2;
+  }
   cpu_set_t initiator_set = only(initiator), responder_set = only(responder);
   pthread_attr_t pinned;
   pthread_t thread;

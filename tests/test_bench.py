@@ -123,3 +123,12 @@ def test_core_latency_refuses_a_cpu_it_cannot_run_on(tmp_path):
     assert result.stderr.strip() == (f"core_latency: cannot run threads on CPUs {present} and "
                                     f"{missing}")
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("arguments", [["0"], ["0", "one"], ["0", "-1"], ["0", "1", "2"]])
+def test_core_latency_explains_its_arguments_when_they_are_wrong(tmp_path, arguments):
+    result = subprocess.run([_compiled_core_latency(tmp_path)] + arguments, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: core_latency [CPU_A CPU_B]")
+    assert result.stdout == ""
