@@ -93,31 +93,33 @@ def test_bench_without_torch_says_the_reference_is_skipped():
     assert row.startswith("| part1 |") and row.count("|") == header.count("|")
 
 
-def _compiled_core_latency(tmp_path):
+@pytest.fixture(scope="module")
+def core_latency(tmp_path_factory):
+    """benchmarks/core_latency.c compiled once for this module's tests: the program's path."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         pytest.skip("no C compiler")
-    binary = tmp_path / "core_latency"
+    binary = tmp_path_factory.mktemp("core_latency") / "core_latency"
     subprocess.run([compiler, "-O2", "-pthread", os.path.join(ROOT, "benchmarks", "core_latency.c"),
                     "-o", str(binary)], check=True)
     return str(binary)
 
 
-def test_core_latency_measures_a_round_trip_between_two_cpus(tmp_path):
+def test_core_latency_measures_a_round_trip_between_two_cpus(core_latency):
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("needs two CPUs")
-    result = subprocess.run([_compiled_core_latency(tmp_path), str(cpus[0]), str(cpus[1])],
+    result = subprocess.run([core_latency, str(cpus[0]), str(cpus[1])],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     # Nanoseconds: a cache line crosses between cores in tens to hundreds of them, never none.
     assert 1 <= int(result.stdout) < 100_000
 
 
-def test_core_latency_refuses_a_cpu_it_cannot_run_on(tmp_path):
+def test_core_latency_refuses_a_cpu_it_cannot_run_on(core_latency):
     cpus = os.sched_getaffinity(0)
     present, missing = min(cpus), max(cpus) + 1
-    result = subprocess.run([_compiled_core_latency(tmp_path), str(present), str(missing)],
+    result = subprocess.run([core_latency, str(present), str(missing)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == (f"core_latency: cannot run threads on CPUs {present} and "
@@ -126,8 +128,8 @@ def test_core_latency_refuses_a_cpu_it_cannot_run_on(tmp_path):
 
 
 @pytest.mark.parametrize("arguments", [["0"], ["0", "one"], ["0", "-1"], ["0", "1", "2"]])
-def test_core_latency_explains_its_arguments_when_they_are_wrong(tmp_path, arguments):
-    result = subprocess.run([_compiled_core_latency(tmp_path)] + arguments, capture_output=True,
+def test_core_latency_explains_its_arguments_when_they_are_wrong(core_latency, arguments):
+    result = subprocess.run([core_latency] + arguments, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: core_latency [CPU_A CPU_B]")
