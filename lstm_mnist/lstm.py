@@ -23,7 +23,7 @@ broadcasting bookkeeping. The backward loop carries only what is sequential, the
 chains, and records each step's gate gradients; every weight's gradient is then one product over
 all steps after it (`_weight_gradients`), as fused RNN kernels do. The first step runs outside the
 loops: it starts from the zero state, so it has no `h W_h` product, and nothing needs the gradient
-of the zero state.
+of the zero state. The loops run two steps per iteration, half the loop bookkeeping.
 
 Sequences in a batch may differ in length. They are packed (`packing.PackedLayout`): sorted by
 length, only their valid steps stored, so the loops and the input projections never compute on
@@ -304,6 +304,9 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
     """Steps independent LSTM stacks ("chains") through time in one `tf.while_loop`, with a
     hand-written gradient: a second loop that runs `lstm_step_backward` from the last step to the
     second. The first step, from the zero state, runs before the first loop and after the second.
+    Each loop iteration runs two steps, so the loop's own ops (a `Merge`, `Switch` and
+    `NextIteration` per loop variable) run half as often, with the empty step after the last
+    (`packing.StepSlices`) when the steps to cover are odd in number.
 
     Independent chains, such as the two directions of a bidirectional layer, share the loop so their
     steps run side by side. Sequences are packed (see `packing`): at step t only the `counts[t]`
@@ -330,8 +333,9 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
     @tf.custom_gradient
     def loop(tensors: List[ChainTensors]):
         slices = _step_slices(shards)  # shared by both loops
+        last_step = _last_step(tf.shape(shards[0].counts)[0])
         stacks = [tuple(_new_stacks() for _ in chain.w_h) for chain in tensors]
-        records = _forward(tensors, masks, shards, slices, stacks, parallel_iterations)
+        records = _forward(tensors, masks, last_step, slices, stacks, parallel_iterations)
         packed = [tuple(LSTMState(record.h.concat(), record.c.concat())
                         for record in chain_record.lstms) for chain_record in records]
 
@@ -340,7 +344,7 @@ def run_chains(chains: Sequence[Chain], shards: Sequence[Shard], parallel_iterat
             # IndexedSlices: made dense once here, not at every step inside the loop.
             d_packed = tf.nest.pack_sequence_as(
                 packed, [None if d is None else tf.convert_to_tensor(d) for d in d_packed])
-            d_gates = _backward(tensors, masks, shards, slices, stacks, records, d_packed,
+            d_gates = _backward(tensors, masks, last_step, slices, stacks, records, d_packed,
                                 parallel_iterations)
             return [_weight_gradients(*chain) for chain in zip(d_gates, packed, records, shards)]
 
@@ -420,12 +424,19 @@ def _pop(stacks: GateActivations, width: int, after: tf.Tensor) -> GateActivatio
     return GateActivations(*activations)
 
 
-def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
+def _last_step(steps: tf.Tensor) -> tf.Tensor:
+    """The last step the loops run, two steps per iteration from step 1: `steps - 1`, or the empty
+    step `steps` after it if `steps - 1` is odd."""
+    return steps - 1 + (steps - 1) % 2
+
+
+def _forward(tensors: List[ChainTensors], masks, last_step: tf.Tensor,
              slices: List[StepSlices], stacks, parallel_iterations: int) -> List[ChainRecord]:
     """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
-    steps = tf.shape(shards[0].counts)[0]
-    records = [ChainRecord(tuple(_new_record(steps, _hidden_size(w_h)) for w_h in chain.w_h),
-                           tuple(_tensor_array(steps, int(w_x.shape[0])) for w_x in chain.w_x))
+    records = [ChainRecord(tuple(_new_record(last_step + 1, _hidden_size(w_h))
+                                 for w_h in chain.w_h),
+                           tuple(_tensor_array(last_step + 1, int(w_x.shape[0]))
+                                 for w_x in chain.w_x))
                for chain in tensors]
 
     def body(step, states, records):
@@ -439,8 +450,8 @@ def _forward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
     states = [tuple(LSTMState(*(_any_rows(part, _hidden_size(w_h)) for part in state))
                     for state, w_h in zip(chain_states, chain.w_h))
               for chain_states, chain in zip(states, tensors)]
-    _, _, records = tf.while_loop(lambda step, *_: step < steps, body, (1, states, records),
-                                  parallel_iterations=parallel_iterations)
+    _, _, records = tf.while_loop(lambda step, *_: step < last_step, lambda *v: body(*body(*v)),
+                                  (1, states, records), parallel_iterations=parallel_iterations)
     return records
 
 
@@ -487,11 +498,11 @@ def _lstm_forward(w_h: tf.Tensor, projected_input: tf.Tensor, state: LSTMState,
                              pushed=_push(stacks, activations, after=record.pushed))
 
 
-def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
+def _backward(tensors: List[ChainTensors], masks, last_step: tf.Tensor,
               slices: List[StepSlices], stacks, records: List[ChainRecord], d_packed,
               parallel_iterations: int) -> List[Tuple[tf.Tensor, ...]]:
-    """The backward loop: from the last step to the second, each chain's LSTMs top-down, then the
-    first step after it.
+    """The backward loop: from the forward loop's last step to the second, each chain's LSTMs
+    top-down, then the first step after it.
 
     Args:
       d_packed: the gradients of `run_chains`' outputs, in their structure (None where nothing
@@ -501,18 +512,17 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
       Per chain, per LSTM, its packed `d_gates [rows, 4*hidden]`: dLoss w.r.t. the pre-activation
       gates of every valid step (for the first LSTM, the gradient of the projected inputs).
     """
-    steps = tf.shape(shards[0].counts)[0]
     transposed, d_states, d_gates = [], [], []
-    for chain, shard, record in zip(tensors, shards, records):
-        last_count = shard.counts[steps - 1]
+    for chain, record in zip(tensors, records):
         transposed.append(TransposedMatrices(tuple(map(tf.transpose, chain.w_h)),
                                              tuple(map(tf.transpose, chain.w_x))))
-        # Each step's pops wait for the step's d_h, so the first ones wait for these: for the
-        # forward loop's last pushes.
+        # The gradient from the steps after the last: no rows (no example runs past it). Each
+        # step's pops wait for the step's d_h, so the first ones wait for these: for the forward
+        # loop's last pushes.
         with tf.control_dependencies([lstm.pushed for lstm in record.lstms]):
-            d_states.append(tuple(LSTMState(*[_zero_rows(last_count, _hidden_size(w_h))] * 2)
+            d_states.append(tuple(LSTMState(*[_zero_rows(0, _hidden_size(w_h))] * 2)
                                   for w_h in chain.w_h))
-        d_gates.append(tuple(_tensor_array(steps, NUM_GATES * _hidden_size(w_h))
+        d_gates.append(tuple(_tensor_array(last_step + 1, NUM_GATES * _hidden_size(w_h))
                              for w_h in chain.w_h))
 
     def body(step, d_states, d_gates, first_step=False):
@@ -521,8 +531,8 @@ def _backward(tensors: List[ChainTensors], masks, shards: Sequence[Shard],
                    zip(transposed, masks, stacks, records, d_packed, d_states, d_gates, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
-    _, d_states, d_gates = tf.while_loop(lambda step, *_: step > 0, body,
-                                         (steps - 1, d_states, d_gates),
+    _, d_states, d_gates = tf.while_loop(lambda step, *_: step > 0, lambda *v: body(*body(*v)),
+                                         (last_step, d_states, d_gates),
                                          parallel_iterations=parallel_iterations)
     # The first step, after the loop: its d_gates, without the gradient of the zero state.
     _, _, d_gates = body(0, d_states, d_gates, first_step=True)

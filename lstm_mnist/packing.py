@@ -74,12 +74,16 @@ class Shard(NamedTuple):
 
     def steps(self) -> "StepSlices":
         """Per-step slicing arguments, built once outside a time loop (inside it, each step then
-        reads them with one op instead of assembling them from `counts` and `offsets`)."""
-        zeros = tf.zeros_like(self.counts)
-        next_counts = tf.concat([self.counts[1:], self.counts[-1:]], axis=0)
-        return StepSlices(begins=tf.stack([self.offsets, zeros], axis=1),
-                          sizes=tf.stack([self.counts, zeros - 1], axis=1),
-                          new_rows=tf.stack([tf.stack([zeros, self.counts - next_counts], axis=1),
+        reads them with one op instead of assembling them from `counts` and `offsets`), for the
+        shard's steps and one empty step after them (see StepSlices)."""
+        no_rows = tf.zeros([1], tf.int32)
+        counts = tf.concat([self.counts, no_rows], axis=0)
+        offsets = tf.concat([self.offsets, self.num_rows[None]], axis=0)
+        zeros = tf.zeros_like(counts)
+        next_counts = tf.concat([counts[1:], no_rows], axis=0)
+        return StepSlices(begins=tf.stack([offsets, zeros], axis=1),
+                          sizes=tf.stack([counts, zeros - 1], axis=1),
+                          new_rows=tf.stack([tf.stack([zeros, counts - next_counts], axis=1),
                                              tf.stack([zeros, zeros], axis=1)], axis=1))
 
 
@@ -138,7 +142,10 @@ def _concat(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
 class StepSlices(NamedTuple):
     """Slicing arguments for every step t: `begins[t] = [offsets[t], 0]`, `sizes[t] = [counts[t],
     -1]`, and `new_rows[t]` the `tf.pad` paddings that grow a `[counts[t+1], size]` tensor to
-    `[counts[t], size]` (examples whose last step is t)."""
+    `[counts[t], size]` (examples whose last step is t; after the last step, no example runs).
+
+    Step `steps` is there too, with no rows: a loop that advances two steps at a time runs it
+    when the count of steps it has to cover is odd, and computes nothing in it."""
 
     begins: tf.Tensor
     sizes: tf.Tensor

@@ -226,12 +226,15 @@ def test_dropout_is_on_between_layers_when_fed_and_off_by_default():
 
 
 @pytest.mark.parametrize("lengths, num_shards", [([5, 5, 5], 1), ([3, 5, 1, 4], 1),
-                                                ([3, 5, 1, 4, 2], 2), ([2, 3], 3)])
+                                                ([3, 5, 1, 4, 2], 2), ([2, 3], 3),
+                                                ([6, 3, 6, 1, 4], 2), ([2, 1], 1)])
 def test_hand_written_backward_loop_equals_autodiff_of_the_unrolled_cell(lengths, num_shards):
     # Two chains in one loop (a two-LSTM chain with a dropout mask between its LSTMs, and a
     # one-LSTM chain), each run on every shard of the batch (three shards of two examples: one is
     # empty), and a loss on every valid output of both and on the bottom LSTM's cells:
     # run_chains' backward loop against tf.gradients through a Python unroll of the padded batch.
+    # The loops run two steps per iteration from step 1: the longest lengths 6 and 2 leave them an
+    # odd count of steps to cover, so they also run their empty step.
     lengths = np.array(lengths, np.int32)
     time, batch, sizes = lengths.max(), len(lengths), (6, 4, 5)
     valid = (np.arange(time)[:, None] < lengths[None, :])[:, :, None]
@@ -370,7 +373,8 @@ def test_activation_stacks_are_filled_only_for_a_backward_pass_that_empties_them
             with pytest.raises(tf.errors.OpError):
                 session.run([first, second])
     assert forward_only["StackPushV2"] == 0 and forward_only["StackPopV2"] == 0
-    # Five activations (GateActivations) of two LSTMs at each of the 6 steps.
-    assert with_backward["StackPushV2"] == with_backward["StackPopV2"] == 5 * 2 * 6
+    # Five activations (GateActivations) of two LSTMs at each of the 6 steps and the empty 7th
+    # that the loops, two steps per iteration, add to cover steps 1-5.
+    assert with_backward["StackPushV2"] == with_backward["StackPopV2"] == 5 * 2 * 7
     for a, b in zip(once, twice):
         np.testing.assert_allclose(2 * a, b, rtol=1e-5, atol=1e-6)

@@ -99,3 +99,27 @@ def test_previous_rows_point_at_the_row_of_the_same_example_one_step_earlier(num
         assert len(previous) == len(positions) - examples
         for (step, example), row in zip(positions[examples:], previous):
             np.testing.assert_array_equal(row, padded[step - 1, example])
+
+
+def test_step_slices_cut_each_steps_rows_and_grow_by_the_examples_ending_there():
+    # LENGTHS give counts [5, 4, 4, 2, 2, 1] at offsets [0, 5, 9, 13, 15, 17], 18 rows; after the
+    # six steps comes an empty seventh for loops that advance two steps at a time.
+    padded = _padded()
+
+    def build(layout):
+        slices = layout.shards[0].steps()
+        packed = layout.pack(tf.constant(padded))[0]
+        steps = [slices.at(t) for t in range(7)]
+        next_counts = [4, 4, 2, 2, 1, 0, 0]
+        return ([step.rows(packed) for step in steps],
+                [step.grow(tf.ones([count, 2])) for step, count in zip(steps, next_counts)])
+
+    rows, grown = _run(build)
+    packed = _numpy_packed(padded)
+    bounds = [0, 5, 9, 13, 15, 17, 18, 18]
+    for t in range(7):
+        np.testing.assert_array_equal(rows[t], packed[bounds[t]:bounds[t + 1]])
+    # Growing step t + 1's rows to step t's adds zero rows for the examples whose last step is t.
+    for t, (count, ending) in enumerate(zip([5, 4, 4, 2, 2, 1, 0], [1, 0, 2, 0, 1, 1, 0])):
+        np.testing.assert_array_equal(grown[t], np.concatenate(
+            [np.ones([count - ending, 2]), np.zeros([ending, 2])]))
