@@ -430,6 +430,11 @@ def _last_step(steps: tf.Tensor) -> tf.Tensor:
     return steps - 1 + (steps - 1) % 2
 
 
+def _two_steps(body):
+    """A loop body that runs `body` (loop variables -> loop variables) twice."""
+    return lambda *loop_vars: body(*body(*loop_vars))
+
+
 def _forward(tensors: List[ChainTensors], masks, last_step: tf.Tensor,
              slices: List[StepSlices], stacks, parallel_iterations: int) -> List[ChainRecord]:
     """The forward loop: at every step, each chain's LSTMs bottom-up. Returns what it recorded."""
@@ -450,7 +455,7 @@ def _forward(tensors: List[ChainTensors], masks, last_step: tf.Tensor,
     states = [tuple(LSTMState(*(_any_rows(part, _hidden_size(w_h)) for part in state))
                     for state, w_h in zip(chain_states, chain.w_h))
               for chain_states, chain in zip(states, tensors)]
-    _, _, records = tf.while_loop(lambda step, *_: step < last_step, lambda *v: body(*body(*v)),
+    _, _, records = tf.while_loop(lambda step, *_: step < last_step, _two_steps(body),
                                   (1, states, records), parallel_iterations=parallel_iterations)
     return records
 
@@ -531,7 +536,7 @@ def _backward(tensors: List[ChainTensors], masks, last_step: tf.Tensor,
                    zip(transposed, masks, stacks, records, d_packed, d_states, d_gates, rows)]
         return step - 1, [d for d, _ in stepped], [g for _, g in stepped]
 
-    _, d_states, d_gates = tf.while_loop(lambda step, *_: step > 0, lambda *v: body(*body(*v)),
+    _, d_states, d_gates = tf.while_loop(lambda step, *_: step > 0, _two_steps(body),
                                          (last_step, d_states, d_gates),
                                          parallel_iterations=parallel_iterations)
     # The first step, after the loop: its d_gates, without the gradient of the zero state.
