@@ -1,4 +1,5 @@
-"""Benchmarks: the project's LSTM against TensorFlow's fused kernel, a naive loop and PyTorch.
+"""Benchmarks: the project's LSTM against TensorFlow's fused kernel, the textbook LSTM
+and PyTorch.
 
 Like tests/, this folder lives in the checkout and is not installed with the package: a top-level
 package named `benchmarks` in site-packages would clash with any other project's (setuptools'

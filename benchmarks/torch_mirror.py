@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_mnist.config import Config
-from lstm_mnist.lstm import DIRECTIONS, FORGET_BIAS, NUM_GATES
+from lstm_mnist.cell import DIRECTIONS, FORGET_BIAS, NUM_GATES
 from lstm_mnist.model import NUM_CLASSES
 from lstm_mnist.sequences import PIXELS_PER_STEP
 

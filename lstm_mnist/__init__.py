@@ -7,12 +7,16 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
   `plots` (learning curves), `images` (image files to MNIST's form), `cli` (what the scripts
   share): no TensorFlow.
-- `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `packing` (packed
-  variable-length batches), `lstm` (the LSTM and its time loops), `model` (the classifier
-  graph), `passes` (one pass over minibatches: a training epoch or a measurement), `checkpoints`
-  (finding and restoring them inside the folder given), `report` (confusion matrix and worst
-  errors), `explain` (a model's gates, cells and probabilities after every step, drawn),
-  `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
+- `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `cell` (the LSTM
+  cell: weights, one step forward and backward, dropout), `textbook` (the textbook LSTM: a padded
+  while_loop, autodiff, and backprop through time by hand; read it first), `packing` (packed
+  variable-length batches), `activation_stacks` (how the fast LSTM's forward loop hands its
+  activations to the backward loop), `packed_loops` (the fast LSTM's time loops and hand-written
+  gradient), `lstm` (the stack: variables, and which implementation runs), `model` (the
+  classifier graph), `passes` (one pass over minibatches: a training epoch or a measurement),
+  `checkpoints` (finding and restoring them inside the folder given), `report` (confusion matrix
+  and worst errors), `explain` (a model's gates, cells and probabilities after every step,
+  drawn), `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
   explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence
   checks), `trainer` (the epoch loop).
 

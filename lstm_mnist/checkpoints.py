@@ -9,6 +9,7 @@ written by an older version, inside the folder given, so a run only ever touches
 import os
 from typing import List, Optional, Tuple
 
+from lstm_mnist.config import Config, load_config
 from lstm_mnist.errors import UserError
 from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST
 from lstm_mnist.tf1 import tf
@@ -86,6 +87,19 @@ def resolve_checkpoint(path: str) -> Tuple[str, str]:
         if os.path.exists(candidate):
             return prefix, candidate
     raise CheckpointError(f"{path}: no {CONFIG_FILE} beside the checkpoint or in its parent folder")
+
+
+def load_trained(path: str, lstm: Optional[str] = None) -> Tuple[str, Config]:
+    """The checkpoint prefix and the config of a trained model (see `resolve_checkpoint`).
+
+    Args:
+      path: as for `resolve_checkpoint`.
+      lstm: the LSTM implementation to run it with (`Config.lstm`); None keeps the one that
+        trained it. Both read the same variables and compute the same numbers.
+    """
+    prefix, config_path = resolve_checkpoint(path)
+    config = load_config(config_path)
+    return prefix, config if lstm is None else config.replace(lstm=lstm)
 
 
 def restore(session: tf.Session, prefix: str, variables, restorer: tf.train.Saver = None):

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, List, Optional, Tuple
 
-from lstm_mnist.config import Config, ModelConfig
+from lstm_mnist.config import LSTM_IMPLEMENTATIONS, Config, ModelConfig
 from lstm_mnist.errors import VERBOSE_VARIABLE, UserError
 
 
@@ -56,6 +56,13 @@ def add_checkpoint_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--checkpoint", required=True,
                         help="a run's checkpoint folder (uses its best checkpoint) or one "
                              "checkpoint prefix such as checkpoints/part1/best/model-30")
+
+
+def add_lstm_argument(parser: argparse.ArgumentParser):
+    """`--lstm`: which implementation runs a restored model (both read the same checkpoint)."""
+    parser.add_argument("--lstm", choices=LSTM_IMPLEMENTATIONS,
+                        help="run the model on this LSTM implementation (default: the one it was "
+                             "trained with); both compute the same numbers from one checkpoint")
 
 
 def add_data_dir_argument(parser: argparse.ArgumentParser):

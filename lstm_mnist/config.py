@@ -19,6 +19,7 @@ from lstm_mnist.files import write_atomic
 from lstm_mnist.sequences import IMAGE_SIZE
 
 LR_SCHEDULES = ("constant", "cosine")
+LSTM_IMPLEMENTATIONS = ("fast", "textbook")  # lstm.py: the same numbers from the same variables
 
 
 class ConfigError(UserError):
@@ -47,6 +48,10 @@ class ModelConfig:
     dropout: float = setting(0.2, "model", "drop probability on non-recurrent connections only "
                                            "(Zaremba et al. 2014): the input of every LSTM layer "
                                            "and of the classifier head")
+    lstm: str = setting("fast", "model", "which implementation runs the LSTM: fast (packed "
+                                         "sequences, backprop by hand) or textbook (a padded "
+                                         "while_loop, autodiff; slower); a checkpoint of either "
+                                         "serves both", choices=LSTM_IMPLEMENTATIONS)
 
     def __post_init__(self):
         # Accept lists (e.g. from JSON) but store a tuple so the config stays hashable and frozen.
@@ -69,6 +74,8 @@ class ModelConfig:
                  f"head_hidden must be an integer >= 1, got {self.head_hidden!r}")
         _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
                  f"dropout is a drop probability in [0, 1), got {self.dropout!r}")
+        _require(self.lstm in LSTM_IMPLEMENTATIONS,
+                 f"lstm must be one of {', '.join(LSTM_IMPLEMENTATIONS)}, got {self.lstm!r}")
 
     def replace(self, **changes):
         """Returns a copy with `changes` applied (and validated)."""

@@ -2,8 +2,7 @@
 
 from typing import Dict, Optional
 
-from lstm_mnist.checkpoints import resolve_checkpoint, restore
-from lstm_mnist.config import Config, load_config
+from lstm_mnist.checkpoints import load_trained, restore
 from lstm_mnist.data import load_mnist
 from lstm_mnist.explain import Tracer, explain_worst_errors
 from lstm_mnist.model import Model
@@ -15,18 +14,19 @@ from lstm_mnist.tf1 import session_config, tf
 
 def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
                         crop_seed: Optional[int] = None,
-                        report_dir: Optional[str] = None) -> Dict[str, object]:
+                        report_dir: Optional[str] = None,
+                        lstm: Optional[str] = None) -> Dict[str, object]:
     """Rebuilds the model from a checkpoint's config and measures it on validation and test.
 
     With `report_dir`, also writes `report.write_report` of the full test images into it, and
-    `explain_worst_errors`: pictures of how the model read its most confident mistakes.
+    `explain_worst_errors`: pictures of how the model read its most confident mistakes. With
+    `lstm`, the model runs on that LSTM implementation instead of the one that trained it.
 
     Returns:
       `{"checkpoint": prefix, "validation_loss": ..., "validation_error": ...,
       "validation_accuracy": ..., "test_...": ...}`, plus `*_cropped` keys for crop-mode models.
     """
-    prefix, config_path = resolve_checkpoint(path)
-    config: Config = load_config(config_path)
+    prefix, config = load_trained(path, lstm)
     if crop_seed is not None:
         config.replace(crop_seed=crop_seed)  # validates it, as for training
     if report_dir is not None:

@@ -1,7 +1,7 @@
 """Watching a trained model read: its gates, cells and class probabilities after every step, drawn.
 
 The values come from the graph and weights that classify: `Tracer` adds `LSTMStack.trace` (the
-stack's own `lstm_step` on its own variables) and the model's own head to a built Model, and fetches
+textbook loop on the stack's own variables) and the model's own head to a built Model, and fetches
 them in the same `session.run` as the Model's prediction. For a unidirectional model, the head
 applied to the top layer's output after step t is exactly the prediction the model would make had
 the sequence ended at t; the last step's is the Model's prediction. A bidirectional model's
@@ -21,7 +21,8 @@ from lstm_mnist.data import Split
 from lstm_mnist.errors import UserError
 from lstm_mnist.figures import new_figure, save_figure
 from lstm_mnist.files import json_floats
-from lstm_mnist.lstm import DIRECTIONS, LSTMTrace
+from lstm_mnist.cell import DIRECTIONS
+from lstm_mnist.lstm import LSTMTrace
 from lstm_mnist.model import NUM_CLASSES, Model
 from lstm_mnist.report import worst_errors
 from lstm_mnist.images import ImageError, read_digit

@@ -9,7 +9,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from lstm_mnist.config import ModelConfig, OptimizerConfig
-from lstm_mnist.lstm import LSTMStack, dropout
+from lstm_mnist.cell import dropout
+from lstm_mnist.lstm import LSTMStack
 from lstm_mnist.sequences import PIXELS_PER_STEP, to_sequences
 from lstm_mnist.tf1 import tf
 
@@ -48,7 +49,8 @@ class Model:
         self.dropout_rate = (tf.placeholder_with_default(0.0, [], name="dropout_rate")
                              if config.dropout > 0 else 0.0)
 
-        self.lstm = lstm_class(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm")
+        self.lstm = lstm_class(PIXELS_PER_STEP, config.hidden, config.bidirectional, name="lstm",
+                               implementation=config.lstm)
         features = self.lstm(self.inputs, self.lengths, self.dropout_rate).last_output
         self.head = Head(int(features.shape[-1]), config.head_hidden)
         self.logits = self.head(features, self.dropout_rate)

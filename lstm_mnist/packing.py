@@ -13,6 +13,9 @@ works on valid rows only. (PyTorch's `PackedSequence` stores sequences the same 
 
 A batch can also be dealt into shards, each packed on its own the same way: a time loop then steps
 the shards' LSTMs side by side, work for a second core when the model alone has one LSTM per step.
+
+A loop over packed steps carries states whose row count shrinks from step to step: `step_array`,
+`any_rows` and `zero_rows` make the TensorArrays and loop states that allow it.
 """
 
 from typing import List, NamedTuple, Sequence, Tuple
@@ -133,6 +136,25 @@ class PackedLayout(NamedTuple):
         `(length - 1 - t, example)`. Padding never moves, so a packed batch stays packed."""
         return [_permute_rows(part, shard.reversed_rows)
                 for part, shard in zip(packed, self.shards)]
+
+
+def step_array(size: tf.Tensor, width: int) -> tf.TensorArray:
+    """A TensorArray of one `[rows, width]` entry per step, whose row counts differ from step to
+    step, readable more than once."""
+    return tf.TensorArray(tf.float32, size=size, infer_shape=False, clear_after_read=False,
+                          element_shape=tf.TensorShape([None, width]))
+
+
+def any_rows(tensor: tf.Tensor, width: int) -> tf.Tensor:
+    """`tensor` `[rows, width]` with the static shape `[None, width]`: a loop state whose row count
+    changes from step to step must not start with a fixed one (a constant batch would give it
+    one), and placeholder_with_default relaxes it."""
+    return tf.placeholder_with_default(tensor, [None, width])
+
+
+def zero_rows(rows: tf.Tensor, width: int) -> tf.Tensor:
+    """`[rows, width]` zeros with the static shape `[None, width]` (see `any_rows`)."""
+    return any_rows(tf.zeros([rows, width]), width)
 
 
 def _concat(tensors: Sequence[tf.Tensor]) -> tf.Tensor:

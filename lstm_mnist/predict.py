@@ -8,8 +8,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lstm_mnist.checkpoints import resolve_checkpoint, restore
-from lstm_mnist.config import load_config
+from lstm_mnist.checkpoints import load_trained, restore
 from lstm_mnist.data import load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.explain import (Explanation, Input, Tracer, check_picture_paths, file_inputs,
@@ -51,18 +50,18 @@ class Classifier:
     Use it as a context manager, or call `close()`, to release the session.
     """
 
-    def __init__(self, checkpoint: str, trace: bool = False):
+    def __init__(self, checkpoint: str, trace: bool = False, lstm: Optional[str] = None):
         """Rebuilds the model from the checkpoint's config.json and restores its weights.
 
         Args:
           checkpoint: a run's checkpoint folder (its best checkpoint is used) or one prefix.
           trace: also build the per-step values that `explain` fetches.
+          lstm: the LSTM implementation to run (`Config.lstm`); None: the one that trained it.
 
         Raises:
           CheckpointError, ConfigError: the checkpoint or its config is missing or does not match.
         """
-        self.prefix, config_path = resolve_checkpoint(checkpoint)
-        self.config = load_config(config_path)
+        self.prefix, self.config = load_trained(checkpoint, lstm)
         graph = tf.Graph()
         with graph.as_default():
             self._model = Model(self.config)

@@ -2,8 +2,8 @@
 
 Every module that builds or runs graphs does `from lstm_mnist.tf1 import tf`, which gives
 `tensorflow.compat.v1` in graph mode with TF1 semantics (placeholders, sessions and v1 while loops,
-whose iterations the executor can overlap, see lstm.py). Importing this module imports TensorFlow,
-so the scripts import TF-using modules only after their flags are checked.
+whose iterations the executor can overlap, see packed_loops.py). Importing this module imports
+TensorFlow, so the scripts import TF-using modules only after their flags are checked.
 
 TensorFlow 2.21 prints a dozen lines while it loads (absl's "before InitializeLog" notice, oneDNN
 and CPU-feature notices, a CUDA probe on GPU builds) whatever TF_CPP_MIN_LOG_LEVEL says, and

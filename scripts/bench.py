@@ -1,5 +1,5 @@
-"""Benchmark a training step of our LSTM against TensorFlow's fused BlockLSTM, a naive loop and
-(when torch is installed: the `bench` extra) PyTorch's nn.LSTM.
+"""Benchmark a training step of our LSTM against TensorFlow's fused BlockLSTM, the textbook LSTM
+and (when torch is installed: the `bench` extra) PyTorch's nn.LSTM.
 
     python scripts/bench.py                       # all configs, table
     python scripts/bench.py --seconds 0.2 --json  # quick, machine-readable
@@ -18,10 +18,10 @@ COLUMNS = [  # header, key of a config's result, format
     ("config", "name", "{}"),
     ("ours ex/s", "ours_examples_per_s", "{:.0f}"),
     ("BlockLSTM ex/s", "blocklstm_examples_per_s", "{:.0f}"),
-    ("naive ex/s", "naive_examples_per_s", "{:.0f}"),
+    ("textbook ex/s", "textbook_examples_per_s", "{:.0f}"),
     ("PyTorch ex/s", "torch_examples_per_s", "{:.0f}"),
     ("ours/BlockLSTM", "ratio_vs_blocklstm", "{:.2f}x"),
-    ("ours/naive", "ratio_vs_naive", "{:.2f}x"),
+    ("ours/textbook", "ratio_vs_textbook", "{:.2f}x"),
     ("ours/PyTorch", "ratio_vs_torch", "{:.2f}x"),
     ("inference ours/BlockLSTM", "inference_ratio_vs_blocklstm", "{:.2f}x"),
     ("input share", "input_share", "{:.1%}"),
@@ -33,9 +33,9 @@ def main(argv):
     parser = cli.ArgumentParser(
         prog="bench.py", description="Examples per second of a full training step (batch "
         "preparation, forward, backward, Adam) and of inference, for our LSTM, TensorFlow's "
-        "fused BlockLSTM, a naive loop and, when torch is installed, the same classifier on "
-        "PyTorch's nn.LSTM (in a process of its own, as many threads as TensorFlow uses cores), "
-        "taking turns; medians over repeats.")
+        "fused BlockLSTM, the textbook LSTM (--lstm textbook) and, when torch is installed, "
+        "the same classifier on PyTorch's nn.LSTM (in a process of its own, as many threads as "
+        "TensorFlow uses cores), taking turns; medians over repeats.")
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help="comma-separated subset of: " + ", ".join(CONFIGS))
     parser.add_argument("--seconds", type=float, default=5.0,

@@ -18,6 +18,7 @@ def main(argv):
         "restore it and report loss, error and accuracy on the 5000 validation and 10000 test "
         "images (and on fixed crops for models trained with --crop).")
     cli.add_checkpoint_argument(parser)
+    cli.add_lstm_argument(parser)
     cli.add_data_dir_argument(parser)
     parser.add_argument("--crop-seed", type=int,
                         help="seed of the evaluation crops (default: the one the run used)")
@@ -29,7 +30,8 @@ def main(argv):
                              "confident mistakes (see explain.py)")
     args = parser.parse_args(argv)
     from lstm_mnist.evaluate import evaluate_checkpoint  # imports TensorFlow: flags first
-    results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report)
+    results = evaluate_checkpoint(args.checkpoint, args.data_dir, args.crop_seed, args.report,
+                                  args.lstm)
     if args.json:
         print(json.dumps(results, sort_keys=True))
         return

@@ -26,6 +26,7 @@ def main(argv):
         "MNIST's form as predict.py does; an unreadable one is reported, the others are still "
         "explained, and the exit status is then 1.")
     cli.add_checkpoint_argument(parser)
+    cli.add_lstm_argument(parser)
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--test-index", type=int, action="append", default=[], metavar="N",
                         help="explain test image N (0..9999); may be given several times")
@@ -46,7 +47,7 @@ def main(argv):
     if not args.images and not args.test_index:
         parser.error("nothing to explain: give IMAGE files or --test-index N")
     from lstm_mnist.predict import Classifier, explain_images  # imports TensorFlow: flags first
-    with Classifier(args.checkpoint, trace=True) as classifier:
+    with Classifier(args.checkpoint, trace=True, lstm=args.lstm) as classifier:
         answers = explain_images(classifier, args.output, args.images, args.test_index,
                                  args.crop_seed, args.data_dir)
     for answer in answers:

@@ -22,13 +22,14 @@ def main(argv):
         "way MNIST was made. An unreadable, too large or empty image is reported and the others "
         "are still predicted; the exit status is then 1.")
     cli.add_checkpoint_argument(parser)
+    cli.add_lstm_argument(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per image and line, in the order given: "
                              "file, digit, probabilities; or file and error for a bad image")
     args = parser.parse_args(argv)
     from lstm_mnist.predict import Classifier, predict_files  # imports TensorFlow: flags first
-    with Classifier(args.checkpoint) as classifier:
+    with Classifier(args.checkpoint, lstm=args.lstm) as classifier:
         answers = predict_files(classifier, args.images)
     for answer in answers:
         if args.json:

@@ -1,5 +1,6 @@
 """What several test files share: the checkout's root, scripts run as a user runs them, small
-MNIST files, the tiny training flags and the one-line error check (fixtures are in conftest.py)."""
+MNIST files, the tiny training flags, the one-line error check and the LSTM recomputed in numpy
+(fixtures are in conftest.py)."""
 
 import gzip
 import os
@@ -42,6 +43,30 @@ def write_mnist(folder, train_count=12, test_count=4, gzipped=True, seed=0):
             with open(os.path.join(folder, name), "wb") as stream:
                 stream.write(data)
     return arrays
+
+
+def numpy_lstm(inputs, w_x, w_h, b):
+    """The cell of lstm_mnist/cell.py recomputed in float64 numpy, from the zero state: gate
+    columns input | forget | output | candidate, the forget bias inside `b`.
+
+    Args:
+      inputs: `[time, batch, input]`, time-major.
+      w_x, w_h, b: the LSTM's weights, as stored.
+
+    Returns:
+      `{"input_gate", "forget_gate", "output_gate", "cell", "output"}: [time, batch, hidden]`.
+    """
+    hidden = w_h.shape[0]
+    h = c = np.zeros((inputs.shape[1], hidden))
+    values = {"input_gate": [], "forget_gate": [], "output_gate": [], "cell": [], "output": []}
+    for x in inputs.astype(np.float64):
+        i, f, o, g = np.split(x @ w_x + h @ w_h + b, 4, axis=1)
+        i, f, o = (1.0 / (1.0 + np.exp(-gate)) for gate in (i, f, o))
+        c = f * c + i * np.tanh(g)
+        h = o * np.tanh(c)
+        for field, value in zip(values, (i, f, o, c, h)):
+            values[field].append(value)
+    return {field: np.stack(steps) for field, steps in values.items()}
 
 
 def grey_image(digit):

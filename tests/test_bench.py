@@ -1,4 +1,4 @@
-"""The benchmark's reference models are correct, and bench.py returns well-formed numbers."""
+"""bench.py returns well-formed numbers, and core_latency.c measures what it says."""
 
 import importlib.util
 import json
@@ -9,45 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
-from benchmarks.references import BlockLSTMStack, NaiveLoopStack
 from helpers import ROOT, run_script
-from lstm_mnist.lstm import LSTMStack
-
-
-@pytest.mark.parametrize("reference", [BlockLSTMStack, NaiveLoopStack])
-@pytest.mark.parametrize("hidden_sizes,bidirectional,num_shards", [
-    ([16], False, 1), ([16], False, 2), ([12, 8], False, 1), ([12, 8], False, 2),
-    ([8, 6], True, 1), ([8, 6], True, 2)])
-def test_references_match_our_lstm_with_the_same_weights(reference, hidden_sizes, bidirectional,
-                                                         num_shards):
-    lengths = np.array([9, 4, 7, 1, 9], np.int32)
-    x = np.random.default_rng(0).normal(size=(9, 5, 28)).astype(np.float32)
-    with tf.Graph().as_default():
-        ours = LSTMStack(28, hidden_sizes, bidirectional, num_shards=num_shards)
-        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
-            theirs = reference(28, hidden_sizes, bidirectional)  # the very same variables
-        assert len(tf.global_variables()) == (len(hidden_sizes) * 3 * (1 + bidirectional))
-        inputs = tf.constant(x)
-        ours_out = ours(inputs, tf.constant(lengths))
-        theirs_out = theirs(inputs, tf.constant(lengths))
-        # Gradients of a loss on the last valid outputs, w.r.t. the inputs and every weight:
-        # ours come from the hand-written backward loop (lstm.run_chains), theirs from autodiff.
-        mix = tf.constant(np.random.default_rng(1).normal(size=(5, ours.output_size)), tf.float32)
-        wrt = [inputs] + tf.global_variables()
-        ours_grads = tf.gradients(tf.reduce_sum(ours_out.last_output * mix), wrt)
-        theirs_grads = tf.gradients(tf.reduce_sum(theirs_out.last_output * mix), wrt)
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            a, b, a_grads, b_grads = session.run([ours_out, theirs_out, ours_grads, theirs_grads])
-    np.testing.assert_allclose(a.last_output, b.last_output, atol=1e-5)
-    valid = np.arange(9)[:, None] < lengths[None, :]
-    np.testing.assert_allclose(a.outputs[valid], b.outputs[valid], atol=1e-5)
-    for tensor, ours_grad, theirs_grad in zip(wrt, a_grads, b_grads):
-        np.testing.assert_allclose(ours_grad, theirs_grad, atol=1e-5, rtol=1e-4,
-                                   err_msg=tensor.name)
-        assert np.abs(ours_grad).max() > 0, tensor.name
 
 
 @pytest.mark.slow
@@ -57,7 +20,7 @@ def test_bench_runs_and_reports_well_formed_numbers():
     report = json.loads(result.stdout)
     assert [c["name"] for c in report["configs"]] == ["part1", "part2", "part2-bidir"]
     with_torch = importlib.util.find_spec("torch") is not None
-    keys = ["ours_examples_per_s", "blocklstm_examples_per_s", "naive_examples_per_s",
+    keys = ["ours_examples_per_s", "blocklstm_examples_per_s", "textbook_examples_per_s",
             "ratio_vs_blocklstm", "peak_rss_mb"]
     if with_torch:  # PyTorch's mirror took its turns, with as many threads as TensorFlow's cores
         keys += ["torch_examples_per_s", "ratio_vs_torch"]

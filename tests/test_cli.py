@@ -64,6 +64,7 @@ def test_every_config_field_is_a_flag_with_the_fields_help_text():
       "--lr-schedule", "constant", "--head-hidden", "8"],
      {"layers": 2, "hidden": (64, 32), "bidirectional": True, "crop": True, "lr": 0.01,
       "lr_schedule": "constant", "head_hidden": 8}),
+    (["--lstm", "textbook"], {"lstm": "textbook"}),
 ])
 def test_flags_make_the_config_they_name(argv, changes):
     args = _config_parser().parse_args(argv)
@@ -87,6 +88,7 @@ def test_flags_make_the_config_they_name(argv, changes):
     (["--crop-min", "0"], "crop bounds must satisfy"),
     (["--crop-min", "27", "--crop-max", "25"], "crop bounds must satisfy"),
     (["--epochs", "x"], "argument --epochs: invalid int value"),
+    (["--lstm", "quick"], "argument --lstm: invalid choice: 'quick'"),
     pytest.param(["--resume", "nowhere"], "nowhere: no such run checkpoint folder",
                  marks=pytest.mark.slow),  # --resume imports TensorFlow before reading the config
 ])
@@ -106,23 +108,28 @@ def test_train_rejects_corrupt_data_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_run_then_eval_reproduces_the_logged_validation_error(tmp_path):
+def test_tiny_textbook_run_then_eval_under_both_lstms_reproduces_the_logged_results(tmp_path):
     common = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
     result = run_script("train.py", "--hidden", "8", "--head-hidden", "16", "--epochs", "2",
-                        "--train-subset", "300", "--run-name", "tiny", *common)
+                        "--train-subset", "300", "--run-name", "tiny", "--lstm", "textbook",
+                        *common)
     assert result.returncode == 0, result.stderr
     logs = tmp_path / "logs" / "tiny"
     for name in ("metrics.csv", "train.log", "config.json", "results.json"):
         assert (logs / name).stat().st_size > 0
     assert os.listdir(logs / "train") and os.listdir(logs / "validation")
     logged = json.loads((logs / "results.json").read_text())
+    for config_file in (logs / "config.json", tmp_path / "ck" / "tiny" / "config.json"):
+        assert json.loads(config_file.read_text())["config"]["lstm"] == "textbook"
 
-    evaluated = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"), "--json")
-    assert evaluated.returncode == 0, evaluated.stderr
-    numbers = json.loads(evaluated.stdout)
-    assert numbers["checkpoint"] == logged["checkpoint"]
-    for key in ("validation_error", "test_error", "validation_accuracy", "test_accuracy"):
-        assert numbers[key] == pytest.approx(logged[key], abs=1e-9), key
+    for lstm in ([], ["--lstm", "fast"]):  # the implementation that trained it, and the other
+        evaluated = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"), "--json",
+                               *lstm)
+        assert evaluated.returncode == 0, evaluated.stderr
+        numbers = json.loads(evaluated.stdout)
+        assert numbers["checkpoint"] == logged["checkpoint"]
+        for key in ("validation_error", "test_error", "validation_accuracy", "test_accuracy"):
+            assert numbers[key] == pytest.approx(logged[key], abs=1e-9), key
 
     # A config that no longer matches the checkpoint's variables is refused in one line.
     config_path = tmp_path / "ck" / "tiny" / "config.json"
@@ -158,15 +165,16 @@ def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
     assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)
 
 
+@pytest.mark.parametrize("lstm", ["fast", "textbook"])
 @pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
 @pytest.mark.slow
-def test_eval_reproduces_each_committed_reference_run(run):
+def test_eval_reproduces_each_committed_reference_run_under_both_lstms(run, lstm):
     results_file = os.path.join(ROOT, "logs", run, "results.json")
     if not os.path.exists(results_file):
         pytest.skip(f"reference run {run} is not committed")
     logged = json.loads(open(results_file).read())
     evaluated = run_script("eval.py", "--checkpoint", os.path.join("checkpoints", run), "--json",
-                           cwd=ROOT)
+                           "--lstm", lstm, cwd=ROOT)
     assert evaluated.returncode == 0 and evaluated.stderr == "", evaluated.stderr
     numbers = json.loads(evaluated.stdout)
     assert numbers["checkpoint"] == logged["checkpoint"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_one_line_error, run_script
+from helpers import assert_one_line_error, numpy_lstm, run_script
 from lstm_mnist.checkpoints import resolve_checkpoint, saver
 from lstm_mnist.config import load_config, save_config, tiny_config
 from lstm_mnist.explain import (Input, check_picture_paths, file_inputs, settled_at_step,
@@ -111,28 +111,6 @@ def test_each_steps_probabilities_are_the_prediction_for_the_sequence_cut_there(
     np.testing.assert_allclose(explanation.step_probabilities, cut, atol=1e-5)
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _numpy_lstm(weights, inputs):
-    """The cell of lstm.py over one sequence `[steps, input]`, from the stored weights: gate
-    columns input | forget | output | candidate, the forget bias inside `b`."""
-    w_x, w_h, b = weights
-    hidden = w_h.shape[0]
-    h, c = np.zeros(hidden), np.zeros(hidden)
-    values = {field: [] for field in ("input_gate", "forget_gate", "output_gate", "cell",
-                                      "output")}
-    for x in inputs:
-        z = x @ w_x + h @ w_h + b
-        i, f, o = (_sigmoid(z[k * hidden:(k + 1) * hidden]) for k in range(3))
-        c = f * c + i * np.tanh(z[3 * hidden:])
-        h = o * np.tanh(c)
-        for field, value in zip(values, (i, f, o, c, h)):
-            values[field].append(value)
-    return {field: np.array(value) for field, value in values.items()}
-
-
 def _numpy_head(stored, features):
     hidden = np.maximum(features @ stored["head/hidden/w"] + stored["head/hidden/b"], 0.0)
     logits = hidden @ stored["head/logits/w"] + stored["head/logits/b"]
@@ -159,10 +137,11 @@ def test_gates_cells_and_step_probabilities_equal_a_numpy_recomputation(checkpoi
                 weights = [stored[f"lstm/layer_{layer}/{direction}/{name}"]
                            for name in ("w_x", "w_h", "b")]
                 if direction == "fw":
-                    expected = _numpy_lstm(weights, below)
+                    expected = numpy_lstm(below[:, None], *weights)
                 else:  # read from the last step; kept in time order
                     expected = {field: value[::-1]
-                                for field, value in _numpy_lstm(weights, below[::-1]).items()}
+                                for field, value in numpy_lstm(below[::-1, None], *weights).items()}
+                expected = {field: value[:, 0] for field, value in expected.items()}
                 actual = traced.pop(0)
                 for field, value in expected.items():
                     np.testing.assert_allclose(actual[field], value, atol=2e-5, err_msg=field)

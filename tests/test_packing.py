@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
-import lstm_mnist  # noqa: F401  (switches TensorFlow to TF1 graph mode)
 from lstm_mnist.packing import PackedLayout
+from lstm_mnist.tf1 import tf
 
 # Ties (3, 3), a length-1 example, and padding beyond the longest length (time 7 > 6).
 LENGTHS = np.array([3, 6, 1, 3, 5], np.int32)

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import tiny_config
 from lstm_mnist.model import Model
 from lstm_mnist.sequences import draw_crops, to_sequences
+from lstm_mnist.tf1 import tf
 
 torch = pytest.importorskip("torch")
 from benchmarks.torch_mirror import TorchClassifier, TorchTrainer, mirror_state_dict  # noqa: E402

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 from lstm_mnist.config import Config, tiny_config
 from lstm_mnist.model import Model
 from lstm_mnist.passes import PassSums, run_pass
 from lstm_mnist.sequences import batches
+from lstm_mnist.tf1 import tf
 
 
 def _run(session, model, minibatches, train=False):
@@ -97,11 +97,12 @@ def test_pass_sums_weight_each_batch_by_its_size_and_survive_json():
     assert result.examples == 5 and list(result.grad_norms) == [0.5, 2.0]
 
 
+@pytest.mark.parametrize("lstm", ["fast", "textbook"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_deep_cropped_model_builds_and_takes_a_training_step(mnist, bidirectional):
+def test_deep_cropped_model_builds_and_takes_a_training_step(mnist, bidirectional, lstm):
     from lstm_mnist.sequences import draw_crops
     config = Config(layers=3, hidden=(64, 32, 16), bidirectional=bidirectional, crop=True,
-                    dropout=0.3, batch_size=16)
+                    dropout=0.3, batch_size=16, lstm=lstm)
     images, labels = mnist.train.images[:16], mnist.train.labels[:16]
     crops = draw_crops(np.random.default_rng(0), 16, config.crop_min, config.crop_max)
     with tf.Graph().as_default():
