@@ -50,9 +50,8 @@ class Candidate:
         fetches = [model.train_op, model.grad_norm, model.loss] if train else model.loss
 
         def run_step(inputs, lengths, labels):
-            feed = {model.inputs: inputs, model.lengths: lengths, model.labels: labels}
-            if train and self.config.dropout > 0:
-                feed[model.dropout_rate] = self.config.dropout
+            feed = {model.inputs: inputs, model.lengths: lengths, model.labels: labels,
+                    **(model.training_feed() if train else {})}
             self.session.run(fetches, feed)
 
         return measure(run_step, self.batches, seconds)

@@ -19,20 +19,19 @@ import numpy as np
 from lstm_mnist.config import Config
 from lstm_mnist.data import Split
 from lstm_mnist.errors import UserError
-from lstm_mnist.figures import new_figure, save_figure
+from lstm_mnist.explain_figure import BACKWARD, explanation_figure
+from lstm_mnist.figures import save_figure
 from lstm_mnist.files import json_floats
 from lstm_mnist.cell import DIRECTIONS
 from lstm_mnist.lstm import LSTMTrace
 from lstm_mnist.model import NUM_CLASSES, Model
 from lstm_mnist.report import worst_errors
 from lstm_mnist.images import ImageError, read_digit
-from lstm_mnist.sequences import PIXELS_PER_STEP, Crops, draw_crops, to_sequences
+from lstm_mnist.sequences import Crops, evaluation_crops, to_sequences
 from lstm_mnist.tf1 import tf
 
-GATES = ("input_gate", "forget_gate", "output_gate")
 EXPLAINED_ERRORS = 3  # an evaluation report explains its most confident mistakes
 PICTURE_SUFFIX = ".explain.png"
-BACKWARD = ", backward"  # in the names of backward LSTMs (Explanation.lstms), read from the end
 
 
 class Input(NamedTuple):
@@ -61,8 +60,8 @@ def split_inputs(split: Split, indices: Sequence[int], config: Config,
       split: e.g. the test set.
       indices: which images.
       config: the model's config (its crop sizes; a ConfigError for a bad `crop_seed`).
-      crop_seed: read crops instead of full images: example k gets crop k of `draw_crops` with
-        this seed over the whole split, the crop `eval.py --crop-seed` measures it on.
+      crop_seed: read crops instead of full images: example k gets crop k of `evaluation_crops`
+        with this seed over the whole split, the crop `eval.py --crop-seed` measures it on.
       split_name: how sources and picture names call the split.
 
     Raises:
@@ -80,7 +79,7 @@ def split_inputs(split: Split, indices: Sequence[int], config: Config,
 def file_inputs(paths: Sequence[str], config: Config,
                 crop_seed: Optional[int] = None) -> List[Union[Input, ImageError]]:
     """Image files brought into MNIST's form (`images.read_digit`); with `crop_seed`, file k is read
-    through crop k of `draw_crops` with that seed. A bad file gives its ImageError, in its place."""
+    through crop k of `evaluation_crops` with that seed. A bad file gives its ImageError, in its place."""
     crops = _crops(len(paths), config, crop_seed)
     answers = []
     for index, path in enumerate(paths):
@@ -98,7 +97,7 @@ def _crops(count: int, config: Config, crop_seed: Optional[int]) -> Optional[Cro
     if crop_seed is None:
         return None
     config = config.replace(crop_seed=crop_seed)  # validates it, as for training
-    return draw_crops(np.random.default_rng(crop_seed), count, config.crop_min, config.crop_max)
+    return evaluation_crops(crop_seed, count, config.crop_min, config.crop_max)
 
 
 def _input(source: str, name: str, image: np.ndarray, crops: Optional[Crops], index: int,
@@ -268,129 +267,3 @@ def check_picture_paths(folder: str, inputs: Sequence[Input], protected: Sequenc
             raise UserError(f"{path}: would be written twice or replace the input {seen[real]}; "
                             "give the images different names or choose another --output")
         seen[real] = item.source
-
-
-# ---------------------------------------------------------------------------------------------
-# the picture
-
-def explanation_figure(explanation: Explanation):
-    """One figure: the input as the model read it, its class probabilities after every step (or
-    only the final ones, for a bidirectional model), and every LSTM's gates and cell over the
-    steps."""
-    lstms = explanation.lstms
-    top_height, row_height = 4.2, 2.5
-    figure = new_figure(16, top_height + row_height * len(lstms) + 0.5)
-    rows = figure.subfigures(2, 1, height_ratios=[top_height, row_height * len(lstms)])
-    _draw_input_and_probabilities(rows[0], explanation)
-    lstm_rows = rows[1].subfigures(len(lstms), 1, squeeze=False)[:, 0]
-    for row, (name, values) in zip(lstm_rows, lstms.items()):
-        _draw_lstm(row, name, values)
-    item = explanation.input
-    label = "" if item.label is None else f", true digit {item.label}"
-    figure.suptitle(f"How the LSTM reads {item.source}: predicts {explanation.digit} "
-                    f"(p={explanation.probabilities[explanation.digit]:.3f}){label}",
-                    fontsize=14, fontweight="bold")
-    return figure
-
-
-def _draw_input_and_probabilities(figure, explanation: Explanation):
-    item, steps = explanation.input, len(explanation.sequence)
-    settled = explanation.settled_at_step
-    if item.crop is None:  # the sequence is the image itself: one panel shows both
-        sequence_axes, steps_axes, final_axes = figure.subplots(1, 3, width_ratios=[1, 1.2, 1.2])
-        sequence_title = "the image, read top to bottom:\none row of 28 pixels per step"
-    else:
-        image_axes, sequence_axes, steps_axes, final_axes = figure.subplots(
-            1, 4, width_ratios=[1, 1, 1.2, 1.2])
-        from matplotlib.patches import Rectangle
-        height, width, top, left = (int(field[0]) for field in item.crop)
-        image_axes.imshow(item.image, cmap="gray_r", vmin=0, vmax=1)
-        image_axes.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False,
-                                       edgecolor="tab:red", linewidth=2))
-        image_axes.set_title(f"the image; in red, the crop\nit reads ({height} rows x "
-                             f"{width} columns)")
-        image_axes.set(xticks=[], yticks=[])
-        sequence_title = ("what the LSTM reads: the crop\nflattened row by row, cut into\n"
-                          "28 pixels per step")
-
-    step_ticks = _step_ticks(steps)
-    sequence_axes.imshow(explanation.sequence, cmap="gray_r", vmin=0, vmax=1, aspect="auto",
-                         extent=(-0.5, PIXELS_PER_STEP - 0.5, steps + 0.5, 0.5))
-    sequence_axes.set(title=sequence_title, xlabel="pixel", ylabel="step", yticks=step_ticks,
-                      xticks=[0, PIXELS_PER_STEP - 1])
-    if settled is not None:
-        # The line sits above the row of step `settled`: from that step on the answer is fixed.
-        for axes in (sequence_axes, steps_axes):
-            axes.axhline(settled - 0.5, color="tab:red", linewidth=1.5, linestyle="--")
-        sequence_axes.annotate(f"from step {settled} on,\nthe answer stays {explanation.digit}",
-                               (PIXELS_PER_STEP - 0.5, settled - 0.5), xytext=(4, 0),
-                               textcoords="offset points", color="tab:red", fontsize=9,
-                               va="center", annotation_clip=False)
-
-    if explanation.step_probabilities is None:
-        steps_axes.axis("off")
-        steps_axes.text(0.5, 0.5, "Bidirectional model: no per-step\nprobabilities. Its backward "
-                        "LSTM reads\nthe sequence from the last step,\nso at every step it has "
-                        "already\nseen the rows below: a prediction\n'after step t' would peek "
-                        "ahead.\nBelow: both directions' gates;\nright: the final prediction.",
-                        ha="center", va="center", fontsize=10, transform=steps_axes.transAxes,
-                        bbox={"boxstyle": "round", "facecolor": "lightyellow"})
-    else:
-        shown = steps_axes.imshow(explanation.step_probabilities, cmap="Blues", vmin=0, vmax=1,
-                                  aspect="auto", extent=(-0.5, NUM_CLASSES - 0.5, steps + 0.5, 0.5))
-        steps_axes.set(title="probability of each digit\nif the sequence ended after this step",
-                       xlabel="digit", ylabel="step", xticks=range(NUM_CLASSES), yticks=step_ticks)
-        figure.colorbar(shown, ax=steps_axes, label="probability", shrink=0.9)
-
-    _draw_final_probabilities(final_axes, explanation)
-    if item.label is not None and item.label != explanation.digit:
-        # A wrong answer: its true digit's probability may be too small to see as a bar.
-        digit_axes = [final_axes] + ([] if explanation.step_probabilities is None else [steps_axes])
-        for axes in digit_axes:
-            axes.get_xticklabels()[item.label].set(color="tab:orange", fontweight="bold")
-        final_axes.set_xlabel("digit (orange: the true one)")
-
-
-def _draw_final_probabilities(axes, explanation: Explanation):
-    """Ten bars, the predicted digit's in blue."""
-    colours = ["tab:gray"] * NUM_CLASSES
-    colours[explanation.digit] = "tab:blue"
-    axes.bar(range(NUM_CLASSES), explanation.probabilities, color=colours)
-    axes.set(title="the model's prediction:\nprobabilities after the last step", xlabel="digit",
-             xticks=range(NUM_CLASSES), ylim=(0, 1.05))
-
-
-def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
-    """Four units x steps heatmaps of one LSTM: its three gates (0 closed, 1 open) and its cell."""
-    steps, units = values["cell"].shape
-    # Sorted by the final cell value, in all four panels alike: units that end up holding a
-    # similar memory sit together, instead of a random-looking order. A backward LSTM ends at
-    # step 1.
-    backward = BACKWARD in name
-    order = np.argsort(values["cell"][0 if backward else -1])
-    values = {field: value[:, order] for field, value in values.items()}
-    panels = figure.subplots(1, 4)
-    extent = (0.5, steps + 0.5, units - 0.5, -0.5)
-    titles = {"input_gate": "input gate: how much new\ninformation enters the cell",
-              "forget_gate": "forget gate: how much of the\ncell is kept (1 = all)",
-              "output_gate": "output gate: how much of the\ncell is shown to the output"}
-    for axes, gate in zip(panels, GATES):
-        gate_image = axes.imshow(values[gate].T, cmap="viridis", vmin=0, vmax=1, aspect="auto",
-                                 extent=extent, interpolation="nearest")
-        axes.set_title(titles[gate], fontsize=10)
-    limit = max(float(np.abs(values["cell"]).max()), 1e-6)
-    cell_image = panels[3].imshow(values["cell"].T, cmap="RdBu_r", vmin=-limit, vmax=limit,
-                                  aspect="auto", extent=extent, interpolation="nearest")
-    panels[3].set_title("cell state c: the LSTM's memory", fontsize=10)
-    for axes in panels:
-        axes.set(xlabel="step", xticks=_step_ticks(steps))
-    panels[0].set_ylabel(f"unit ({units}), sorted by its\ncell value after reading")
-    figure.colorbar(gate_image, ax=panels[:3].tolist(), label="gate value (0 closed, 1 open)",
-                    shrink=0.9, pad=0.01)
-    figure.colorbar(cell_image, ax=panels[3], label="cell value", shrink=0.9)
-    reading = f": reads from step {steps} back to step 1" if backward else ""
-    figure.suptitle(f"LSTM {name}{reading}", fontsize=12, fontweight="bold", x=0.02, ha="left")
-
-
-def _step_ticks(steps: int) -> List[int]:
-    return [1] + list(range(5, steps + 1, 5)) + ([steps] if steps % 5 else [])

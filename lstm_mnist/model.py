@@ -81,6 +81,10 @@ class Model:
         self.train_op = optimizer.apply_gradients(zip(gradients, self.model_variables),
                                                   global_step=self.global_step)
 
+    def training_feed(self) -> dict:
+        """What a training step feeds besides the batch: the dropout rate, if there is dropout."""
+        return {self.dropout_rate: self.config.dropout} if self.config.dropout > 0 else {}
+
     def predict(self, session: tf.Session, images: np.ndarray) -> np.ndarray:
         """Class probabilities of full images, with dropout off.
 

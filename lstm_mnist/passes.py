@@ -12,7 +12,7 @@ import numpy as np
 
 from lstm_mnist.data import Split
 from lstm_mnist.model import Model
-from lstm_mnist.sequences import batches, draw_crops
+from lstm_mnist.sequences import batches, evaluation_crops
 from lstm_mnist.tf1 import tf
 
 EVAL_BATCH_SIZE = 1000  # evaluation keeps no gradients, so it can take bigger batches
@@ -72,14 +72,12 @@ def run_pass(session: tf.Session, model: Model, minibatches: Iterable, sums: Pas
       training, `"global_step", "grad_norm", "learning_rate"` and `"grad_norm/<variable>"`.
     """
     fetches = {"loss": model.loss, "num_correct": model.num_correct}
-    feed_dropout = {}
+    feed_dropout = model.training_feed() if train else {}
     if train:
         fetches.update(train_op=model.train_op, global_step=model.global_step,
                        grad_norm=model.grad_norm, learning_rate=model.learning_rate)
         if step_details:
             fetches.update({"grad_norm/" + name: norm for name, norm in model.grad_norms.items()})
-        if model.config.dropout > 0:
-            feed_dropout = {model.dropout_rate: model.config.dropout}
     for inputs, lengths, labels in minibatches:
         values = session.run(fetches, {model.inputs: inputs, model.lengths: lengths,
                                        model.labels: labels, **feed_dropout})
@@ -106,8 +104,8 @@ def measure(session: tf.Session, model: Model, split: Split,
     variants = [("", None)]
     if config.crop:
         seed = config.crop_seed if crop_seed is None else crop_seed
-        variants.append(("_cropped", draw_crops(np.random.default_rng(seed), len(split),
-                                                config.crop_min, config.crop_max)))
+        variants.append(("_cropped", evaluation_crops(seed, len(split), config.crop_min,
+                                                      config.crop_max)))
     results = {}
     for suffix, crops in variants:
         sums = PassSums()

@@ -35,6 +35,12 @@ def draw_crops(rng: np.random.Generator, count: int, crop_min: int, crop_max: in
     return Crops(height, width, top, left)
 
 
+def evaluation_crops(seed: int, count: int, crop_min: int, crop_max: int) -> Crops:
+    """The fixed crops a model is measured (and explained) on: `draw_crops` from a generator seeded
+    with `seed` alone, so example k gets the same crop at every call."""
+    return draw_crops(np.random.default_rng(seed), count, crop_min, crop_max)
+
+
 def to_sequences(images: np.ndarray, crops: Optional[Crops] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Cuts images (or crops of them) into time-major sequences of 28-pixel steps.
 
