@@ -3,8 +3,8 @@
 Modules, one idea each, in the order the arrows point (each imports only modules listed before it):
 
 - `errors` (the one-line error type), `files` (atomic writes, CSV and JSON), `sequences` (images
-  to padded pixel sequences, random crops), `config` (hyperparameters), `data` (MNIST IDX files),
-  `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
+  to padded pixel sequences, random crops), `config` (hyperparameters), `memory` (whether a
+  config's model fits, judged before it is built), `data` (MNIST IDX files), `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
   `plots` (learning curves), `images` (image files to MNIST's form), `cli` (what the scripts
   share): no TensorFlow.
 - `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `packing` (packed
@@ -14,8 +14,9 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   errors), `explain` (a model's gates, cells and probabilities after every step, drawn),
   `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
   explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence
-  checks), `trainer` (the epoch loop).
+  checks), `lifecycle` (stop signals and one-line failures around a run),
+  `trainer` (the epoch loop).
 
-Importing the package, or a module that does not build graphs (config, data, sequences, runs,
-files, plots, images, figures, cli), does not import TensorFlow.
+Importing the package, or a module that does not build graphs (config, memory, data, sequences,
+runs, files, plots, images, figures, cli), does not import TensorFlow.
 """

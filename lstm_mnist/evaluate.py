@@ -6,6 +6,7 @@ from lstm_mnist.checkpoints import resolve_checkpoint, restore
 from lstm_mnist.config import Config, load_config
 from lstm_mnist.data import load_mnist
 from lstm_mnist.explain import Tracer, explain_worst_errors
+from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
 from lstm_mnist.passes import EVAL_BATCH_SIZE, measure
 from lstm_mnist.report import split_probabilities, write_report
@@ -29,6 +30,7 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
     config: Config = load_config(config_path)
     if crop_seed is not None:
         config.replace(crop_seed=crop_seed)  # validates it, as for training
+    check_memory(config, EVAL_BATCH_SIZE, training=False)
     if report_dir is not None:
         check_writable(report_dir)  # before minutes of evaluation, not after
     mnist = load_mnist(data_dir)

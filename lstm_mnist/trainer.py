@@ -7,16 +7,13 @@ and guards the folders.
 Interruptions are safe. Every file is replaced atomically (written aside, then renamed), and the
 latest checkpoint's global step says exactly where training stands: epoch `step // steps_per_epoch`,
 batch `step % steps_per_epoch`. Each epoch's shuffle and crops come from a generator seeded with
-(seed, epoch), so a resumed run sees the very batches an uninterrupted run would have seen. Ctrl-C
-or SIGTERM finishes the current step, saves the latest checkpoint and stops.
+(seed, epoch), so a resumed run sees the very batches an uninterrupted run would have seen. A stop
+signal (lifecycle.STOP_SIGNALS) finishes the current step, saves the latest checkpoint and stops.
 """
 
-import contextlib
 import dataclasses
-import errno
 import math
 import os
-import signal
 import time
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
@@ -28,6 +25,8 @@ from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.files import read_csv, read_json, write_csv, write_json
+from lstm_mnist.lifecycle import StopRequest, TrainingInterrupted, one_line_errors
+from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
 from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
@@ -37,13 +36,6 @@ from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
 
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
-
-
-class TrainingInterrupted(UserError):
-    """Ctrl-C or SIGTERM: the latest checkpoint was saved and the run can be resumed."""
-
-    kind = "stopped"
-    exit_status = 130  # the shell's convention for "ended by a signal"
 
 
 class RunFinished(UserError):
@@ -75,14 +67,14 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       The contents of `results.json`: best epoch, validation and test metrics, checkpoint prefix.
 
     Raises:
-      TrainingInterrupted: on Ctrl-C or SIGTERM, after saving the latest checkpoint.
+      TrainingInterrupted: on a stop signal, after saving the latest checkpoint.
       TrainingDiverged: when the loss, gradients or weights stop being finite.
       UserError: for anything else the user can fix, in one line.
     """
     folders = RunFolders.named(run_name or default_run_name(), logdir, checkpoint_dir)
     mnist = load_mnist(data_dir)
     folders.check_new(overwrite)
-    with _one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
+    with one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
         trainer.session.run(trainer.initialize)
         with RunLock([f for f in folders.both if os.path.lexists(f)], folders.name):
             folders.replace_existing()
@@ -133,7 +125,7 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
                               f"({saved!r}); drop the flag to continue the run as it was")
     folders.check_resumable()
     mnist = load_mnist(data_dir)
-    with _one_line_errors(folders), RunLock(folders.both, folders.name), \
+    with one_line_errors(folders), RunLock(folders.both, folders.name), \
             Trainer(config, folders, mnist) as trainer:
         latest = checkpoints.latest_in(folders.latest)
         if latest:
@@ -159,11 +151,11 @@ class Trainer:
         self.train_split = mnist.train.head(config.train_subset)
         self.steps_per_epoch = math.ceil(len(self.train_split) / config.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
+        check_memory(config, config.batch_size, training=True)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
             self.model = Model(config, config.optimizer(self.steps_per_epoch))
-            _check_memory(config, self.model.model_variables)
             self.latest_saver = checkpoints.saver()
             self.best_saver = checkpoints.saver(self.model.model_variables)
             self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
@@ -171,7 +163,7 @@ class Trainer:
             self.initialize = tf.global_variables_initializer()
             self.graph.finalize()  # an op added by mistake inside the epoch loop would fail loudly
         self.session = tf.Session(graph=self.graph, config=session_config())
-        self.stop = _StopRequest()
+        self.stop = StopRequest()
         self.step = 0  # the global step, as of the last step run or checkpoint restored
         self.saved_any = False  # whether this process saved a checkpoint
 
@@ -319,83 +311,6 @@ class Trainer:
         return TrainingInterrupted(
             f"{self.stop.requested} {where}: the latest checkpoint is saved; "
             f"continue with: {self.folders.resume_command()}")
-
-
-class _StopRequest:
-    """While active, SIGINT and SIGTERM only ask the run to stop at the next safe point; inside
-    `at_once` (where nothing is being written) they stop it immediately."""
-
-    def __init__(self):
-        self.requested: Optional[str] = None  # the signal's name, once one arrived
-        self.previous, self.immediately = {}, None
-
-    def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self.previous[number] = signal.signal(number, self._on_signal)
-        return self
-
-    def _on_signal(self, number, frame):
-        self.requested = signal.Signals(number).name
-        if self.immediately:
-            raise TrainingInterrupted(f"{self.requested} {self.immediately}")
-
-    @contextlib.contextmanager
-    def at_once(self, where: str):
-        if self.requested:
-            raise TrainingInterrupted(f"{self.requested} {where}")
-        self.immediately = where
-        try:
-            yield
-        finally:
-            self.immediately = None
-
-    def __exit__(self, *exc_info):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def _one_line_errors(folders: RunFolders):
-    """Turns what the system refuses while a run trains (a full disk, memory, a TensorFlow error)
-    into one line naming the run's last good checkpoint."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise UserError(_failure(folders, f"{error.filename}: no space left on device",
-                                     "free some space, then")) from None
-        raise UserError(_failure(folders, f"{error.filename}: {error.strerror}")) from None
-    except tf.errors.OpError as error:
-        problem = checkpoints.first_line(error)
-        if "No space left" in problem:
-            raise UserError(_failure(folders, problem, "free some space, then")) from None
-        raise UserError(_failure(folders, problem)) from None
-
-
-def _failure(folders: RunFolders, problem: str, advice: str = "") -> str:
-    try:
-        latest = checkpoints.latest_in(folders.latest) if os.path.isdir(folders.latest) else None
-    except UserError:
-        latest = None
-    if not latest:
-        return problem
-    return (f"{problem}; the last good checkpoint is {latest}"
-            + (f"; {advice} continue with: {folders.resume_command()}" if advice else ""))
-
-
-def _check_memory(config: Config, variables):
-    """Refuses a model whose weights, Adam moments, gradients and saved activations would not fit
-    in this machine's memory, before TensorFlow tries to allocate them."""
-    weights = sum(int(np.prod(v.shape.as_list())) for v in variables)
-    directions = 2 if config.bidirectional else 1
-    # The forward loop keeps 6 values per unit and step (4 gates, cell, output) for backprop.
-    activations = config.batch_size * 28 * directions * 6 * sum(config.hidden)
-    needed = 4 * (4 * weights + 3 * activations)  # float32
-    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if needed > available:
-        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights, "
-                          f"times 4 with gradients and Adam's moments), more than this machine's "
-                          f"{available / 2 ** 30:.0f} GiB; choose smaller --hidden or --batch-size")
 
 
 def _read_epoch_progress(path: str, step: int) -> Optional[PassSums]:
