@@ -71,25 +71,23 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       TrainingDiverged: when the loss, gradients or weights stop being finite.
       UserError: for anything else the user can fix, in one line.
     """
-    folders = RunFolders.named(run_name or default_run_name(), logdir, checkpoint_dir)
+    folders = RunFolders.named(default_run_name() if run_name is None else run_name, logdir,
+                               checkpoint_dir)
     mnist = load_mnist(data_dir)
-    folders.check_new(overwrite)
+    folders.check_new(overwrite, unique=run_name is None)
     with one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
         trainer.session.run(trainer.initialize)
-        with RunLock([f for f in folders.both if os.path.lexists(f)], folders.name):
-            folders.replace_existing()
-        folders.create()
-        try:
-            with RunLock(folders.both, folders.name):
+        with folders.claim(overwrite, unique=run_name is None):
+            try:
                 identity = {"run_id": new_run_id(), "data_sha256": mnist.sha256,
                             "tensorflow_version": tf.__version__, "code_version": code_version()}
                 for path in (folders.log_config, folders.checkpoint_config):
                     save_config(path, config, identity)
                 return trainer.run(resumed_from=None, echo=echo, progress=progress)
-        except BaseException:
-            if not trainer.saved_any:
-                folders.remove()  # all of it was written by this run, and nothing worth keeping
-            raise
+            except BaseException:
+                if not trainer.saved_any:
+                    folders.remove()  # all of it was written by this run, and nothing worth keeping
+                raise
 
 
 def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional[str] = None,
@@ -113,10 +111,11 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
       As `train` otherwise.
     """
     checkpoint_dir = os.path.normpath(checkpoint_dir)
-    if not os.path.isdir(checkpoint_dir):
-        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
+    folders.check_paths()
+    if not os.path.isdir(checkpoint_dir):
+        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     config = load_config(folders.checkpoint_config)
     for key, value in (changes or {}).items():
         saved = getattr(config, key)
