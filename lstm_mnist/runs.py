@@ -160,6 +160,7 @@ class RunFolders:
             `name-3`, ... instead; the folders then name the run claimed.
         """
         if overwrite and self.existing():
+            self.check_replaceable()  # before the lock creates a file in the folders
             with RunLock(self.existing(), self.name):
                 self.check_replaceable()
                 self.replace_existing()

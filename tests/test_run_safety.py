@@ -423,3 +423,24 @@ def test_sigterm_during_the_final_test_stops_it_and_resume_redoes_only_the_test(
     results = resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
     assert results["best_epoch"] == 1 and (logs / "results.json").exists()
     assert (logs / "metrics.csv").read_text() == metrics
+
+
+# 9. Runs started together (issue 25).
+
+@pytest.mark.slow
+def test_two_trainings_of_one_name_started_together_never_both_proceed(tmp_path):
+    folders = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
+    named = [start_script("train.py", *TINY_FLAGS, "--epochs", "1", "--run-name", "r", *folders)
+             for _ in range(2)]
+    unnamed = [start_script("train.py", *TINY_FLAGS, "--epochs", "1", *folders) for _ in range(2)]
+    results = [subprocess.CompletedProcess(p.args, p.wait(timeout=600), *p.communicate())
+               for p in named + unnamed]
+    assert sorted(result.returncode for result in results[:2]) == [0, 2], results
+    loser = next(result for result in results[:2] if result.returncode)
+    assert "already exists" in _one_line(loser)
+    assert json.loads((tmp_path / "logs" / "r" / "results.json").read_text())["run"] == "r"
+    assert [result.returncode for result in results[2:]] == [0, 0], results[2:]
+    runs = sorted(os.listdir(tmp_path / "logs"))
+    assert len(runs) == 3 and runs == sorted(os.listdir(tmp_path / "ck"))
+    for run in runs:
+        assert (tmp_path / "logs" / run / "results.json").exists(), run
