@@ -34,8 +34,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def print_error(prog: str, error: UserError):
-    """Prints `error` as the scripts' one line on stderr: `<prog>: <kind>: <message>`."""
-    print(f"{prog}: {error.kind}: {error}", file=sys.stderr)
+    """Prints `error` as the scripts' one line on stderr: `<prog>: <kind>: <message>`, with any
+    control character of a file name in it escaped, so that a name can neither break the line
+    nor drive the terminal."""
+    print(f"{prog}: {error.kind}: {printable(str(error))}", file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character as its Python escape (`\\n`, `\\x1b`)."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1]
+                   for character in text)
 
 
 def run(main: Callable[[List[str]], Optional[int]], prog: str):

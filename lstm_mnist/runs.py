@@ -35,9 +35,10 @@ LOCK_FILE = ".lock"  # in both folders, held (flock) by the process training the
 ATOMIC_FILES = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, "curves.png", "epoch_progress.json")
 ATOMIC_TEMPORARY = r"\.(?:" + "|".join(map(re.escape, ATOMIC_FILES)) + r")\.[a-z0-9_]+"
 # TensorFlow's checkpoint files, and the temporaries it renames them from.
-CHECKPOINT_FILES = (r"checkpoint(?:\.tmp[0-9a-f]+)?",
-                    r"model-\d+\.(?:index|data-\d{5}-of-\d{5})(?:\.tempstate\d+)?",
-                    "epoch_progress.json", ATOMIC_TEMPORARY)
+CHECKPOINT_FILE = r"model-\d+\.(?:index|data-\d{5}-of-\d{5})"
+CHECKPOINT_TEMPORARIES = (r"checkpoint\.tmp[0-9a-f]+", CHECKPOINT_FILE + r"\.tempstate\d+")
+CHECKPOINT_FILES = ("checkpoint", CHECKPOINT_FILE, re.escape("epoch_progress.json"),
+                    ATOMIC_TEMPORARY, *CHECKPOINT_TEMPORARIES)
 EVENT_FILES = (r"events\.out\.tfevents\.[^/]+",)
 EVENT_STREAMS = ("train", "validation", "validation_cropped", "steps")  # TensorBoard's folders
 # Everything a run of this project writes, as a tree: a pattern of names maps to None (a file) or
@@ -180,19 +181,17 @@ class RunFolders:
     def _create_exclusively(self) -> Optional[str]:
         """Creates both folders; returns the first that existed already (creating nothing)."""
         created = []
-        for folder in self.both:
-            try:
+        try:
+            for folder in self.both:
                 os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
                 os.mkdir(folder)
                 created.append(folder)
-            except FileExistsError:
-                for mine in created:
-                    os.rmdir(mine)  # empty: this process made it a moment ago
+        except OSError as error:
+            for mine in created:
+                os.rmdir(mine)  # empty: this process made it a moment ago
+            if isinstance(error, FileExistsError) and error.filename == folder:
                 return folder
-            except OSError as error:
-                for mine in created:
-                    os.rmdir(mine)
-                raise UserError(f"{folder}: cannot create folder ({error.strerror})") from None
+            raise UserError(f"{folder}: cannot create folder ({error.strerror})") from None
         return None
 
     def _rename(self, name: str):
@@ -215,6 +214,19 @@ class RunFolders:
         for name in EVENT_STREAMS:
             if os.path.isdir(os.path.join(self.logs, name)):
                 check_writable(os.path.join(self.logs, name))
+
+    def remove_temporaries(self):
+        """Deletes what interrupted writes of this run left: the temporaries of its atomic writes
+        and of TensorFlow's checkpoint writes. Only for a run this process has locked."""
+        for folder, patterns in ((self.logs, [ATOMIC_TEMPORARY]),
+                                 (self.checkpoints, [ATOMIC_TEMPORARY]),
+                                 (self.latest, [ATOMIC_TEMPORARY, *CHECKPOINT_TEMPORARIES]),
+                                 (self.best, [ATOMIC_TEMPORARY, *CHECKPOINT_TEMPORARIES])):
+            for entry in os.listdir(folder) if os.path.isdir(folder) else []:
+                path = os.path.join(folder, entry)
+                if any(re.fullmatch(pattern, entry) for pattern in patterns) and \
+                        os.path.isfile(path) and not os.path.islink(path):
+                    os.remove(path)
 
     def replace_existing(self):
         """Deletes the folders of the run being overwritten (checked by `check_replaceable`)."""

@@ -11,6 +11,7 @@ batch `step % steps_per_epoch`. Each epoch's shuffle and crops come from a gener
 signal (lifecycle.STOP_SIGNALS) finishes the current step, saves the latest checkpoint and stops.
 """
 
+import csv
 import dataclasses
 import math
 import os
@@ -36,6 +37,10 @@ from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
 
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
+
+
+DONE = "done"  # the word of the log line that ends a run
+LOG_TAIL_BYTES = 4096  # enough for the last line of train.log
 
 
 class RunFinished(UserError):
@@ -131,9 +136,10 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
             trainer.restore(latest)
         else:  # killed before its first checkpoint: the run starts again from the beginning
             trainer.session.run(trainer.initialize)
-        if trainer.step >= trainer.total_steps and os.path.exists(folders.results):
+        if trainer.step >= trainer.total_steps and _ended(folders):
             raise RunFinished(f"run {folders.name!r} has trained all {config.epochs} epochs and "
                               f"was tested ({folders.results}); nothing changed")
+        folders.remove_temporaries()
         return trainer.run(resumed_from=latest, echo=echo, progress=progress)
 
 
@@ -187,7 +193,9 @@ class Trainer:
         config, folders = self.config, self.folders
         first_epoch = self.step // self.steps_per_epoch + 1
         # Rows of epochs after the checkpoint were never saved with it: they are redone.
-        history = [row for row in read_csv(folders.metrics) if int(row["epoch"]) < first_epoch]
+        history = [row for row in _read_history(folders.metrics) if row["epoch"] < first_epoch]
+        if resumed_from:
+            self._reconcile_best(history)
         with self.stop, records(folders, config.crop, echo, graph=None if resumed_from else
                                 self.graph, restart_step=self.step if resumed_from else None) \
                 as (log, summaries):
@@ -196,7 +204,7 @@ class Trainer:
             else:
                 log("run %s: training %d examples, validating on %d; config %s", folders.name,
                     len(self.train_split), len(self.mnist.validation), config.to_dict())
-            started = time.time() - (float(history[-1]["elapsed_s"]) if history else 0.0)
+            started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
             try:
                 for epoch in range(first_epoch, config.epochs + 1):
                     trained = self._train_epoch(epoch, summaries, progress)
@@ -253,18 +261,18 @@ class Trainer:
                     if not k.startswith("accuracy")})
         row.update(grad_norm_mean=float(trained.grad_norms.mean()),
                    grad_norm_max=float(trained.grad_norms.max()))
-        improved = validated["error"] < min((float(r["validation_error"]) for r in history),
+        improved = validated["error"] < min((r["validation_error"] for r in history),
                                             default=math.inf)
         history.append(row)
         self._check_weights(f"at the end of epoch {epoch}")
-        # Metrics first, then the checkpoints: a crash in between leaves a row the resumed
-        # run drops and redoes, never a checkpoint without its row.
+        # Metrics first, then latest, then best: a crash in between leaves a row the resumed run
+        # drops and redoes, or a best behind latest that it catches up (`_reconcile_best`),
+        # never a checkpoint without its row nor a best ahead of latest.
         write_csv(self.folders.metrics, history)
         summaries.epoch(self.step, trained, validated)
-        if improved:
-            self.best_saver.save(self.session, os.path.join(self.folders.best, "model"),
-                                 global_step=epoch, write_meta_graph=False)
         self._save_latest()
+        if improved:
+            self._save_best(epoch)
         log("epoch %d/%d  %.1fs  train loss %.4f error %.2f%%  validation loss %.4f error %.2f%%%s"
             "  grad norm mean %.3f max %.3f%s", epoch, config.epochs, row["elapsed_s"],
             trained.loss, 100 * trained.error, validated["loss"], 100 * validated["error"],
@@ -274,8 +282,14 @@ class Trainer:
     def _final_test(self, history: List[dict], elapsed: float, log: RunLog) -> Dict[str, object]:
         """Measures the best checkpoint on validation and, once per run, on test."""
         folders = self.folders
-        best_row = min(history, key=lambda r: float(r["validation_error"]))
+        if not history:
+            raise UserError(f"{folders.metrics}: records no epoch, so the best one is unknown; "
+                            "train the run again with --overwrite")
+        best_row = min(history, key=lambda r: r["validation_error"])
         best_prefix = checkpoints.latest_in(folders.best)
+        if not best_prefix:
+            raise UserError(f"{folders.best}: holds no checkpoint to test; train the run again "
+                            "with --overwrite")
         self.best_saver.restore(self.session, best_prefix)
         results = {"run": folders.name, "best_epoch": int(best_row["epoch"]),
                    "checkpoint": best_prefix, "train_seconds": round(elapsed, 1)}
@@ -285,15 +299,31 @@ class Trainer:
             for split_name in ("validation", "test"):
                 measured = measure(self.session, self.model, getattr(self.mnist, split_name))
                 results.update({f"{split_name}_{k}": v for k, v in measured.items()})
-        write_json(folders.results, results)
+        # The picture, then the results, then the line that ends the log: `_ended` knows a run
+        # whose end was cut short, and --resume finishes it.
         plot_runs([folders.logs], folders.curves)
-        log("done in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
+        write_json(folders.results, results)
+        log(DONE + " in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
             "(test accuracy %.2f%%)%s", results["train_seconds"], results["best_epoch"],
             best_prefix, 100 * results["validation_error"], 100 * results["test_error"],
             100 * results["test_accuracy"],
             f"; cropped test error {100 * results['test_error_cropped']:.2f}%"
             if self.config.crop else "")
         return results
+
+    def _reconcile_best(self, history: List[dict]):
+        """Saves the restored latest checkpoint as best if the epoch it ends was the best and a
+        crash came between its latest and best saves."""
+        epoch, within = divmod(self.step, self.steps_per_epoch)
+        best_row = min(history, key=lambda r: r["validation_error"], default=None)
+        best_prefix = checkpoints.latest_in(self.folders.best)
+        if within == 0 and best_row and best_row["epoch"] == epoch and \
+                best_prefix != os.path.join(self.folders.best, f"model-{epoch}"):
+            self._save_best(epoch)
+
+    def _save_best(self, epoch: int):
+        self.best_saver.save(self.session, os.path.join(self.folders.best, "model"),
+                             global_step=epoch, write_meta_graph=False)
 
     def _save_latest(self):
         self._check_weights(f"at step {self.step}")
@@ -310,6 +340,35 @@ class Trainer:
         return TrainingInterrupted(
             f"{self.stop.requested} {where}: the latest checkpoint is saved; "
             f"continue with: {self.folders.resume_command()}")
+
+
+def _ended(folders: RunFolders) -> bool:
+    """Whether the run's end was written whole: results.json, curves.png and the last log line."""
+    if not all(map(os.path.isfile, (folders.results, folders.curves, folders.train_log))):
+        return False
+    with open(folders.train_log, "rb") as stream:
+        stream.seek(max(0, os.fstat(stream.fileno()).st_size - LOG_TAIL_BYTES))
+        lines = stream.read().decode("utf-8", errors="replace").splitlines()
+    return bool(lines) and f" {DONE} in " in lines[-1]
+
+
+def _read_history(path: str) -> List[dict]:
+    """The rows of metrics.csv, with `epoch` an int and the numbers the loop reads as floats;
+    raises UserError naming the file if it is damaged (before the run writes anything)."""
+    try:
+        rows = read_csv(path)
+        history = [dict(row, epoch=int(row["epoch"]), elapsed_s=float(row["elapsed_s"]),
+                        validation_error=float(row["validation_error"])) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path}: damaged metrics file ({type(error).__name__}: "
+                        f"{str(error)[:100]}); restore it, or train the run again with "
+                        "--overwrite") from None
+    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)) or \
+            not all(math.isfinite(row["elapsed_s"]) and math.isfinite(row["validation_error"])
+                    for row in history):
+        raise UserError(f"{path}: damaged metrics file (epochs not 1, 2, 3... or a number not "
+                        "finite); restore it, or train the run again with --overwrite")
+    return history
 
 
 def _read_epoch_progress(path: str, step: int) -> Optional[PassSums]:
