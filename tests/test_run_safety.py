@@ -444,3 +444,67 @@ def test_two_trainings_of_one_name_started_together_never_both_proceed(tmp_path)
     assert len(runs) == 3 and runs == sorted(os.listdir(tmp_path / "ck"))
     for run in runs:
         assert (tmp_path / "logs" / run / "results.json").exists(), run
+
+
+# 10. A run's files stay consistent at every kill point (issue 25).
+
+@pytest.mark.slow
+def test_a_best_checkpoint_lost_between_the_latest_and_best_saves_is_caught_up_on_resume(
+        tmp_path, monkeypatch):
+    # A learning rate too small to change the validation error: epoch 1 stays the best.
+    _signal_at_measure(monkeypatch, 1)
+    with pytest.raises(TrainingInterrupted):
+        _train(tmp_path, epochs=2, lr=1e-12, lr_schedule="constant")
+    monkeypatch.undo()
+    logs, ck = _folders(tmp_path)
+    shutil.rmtree(ck / "best")  # killed after epoch 1's latest save, before its best save
+    results = resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert results["best_epoch"] == 1
+    assert results["checkpoint"] == str(ck / "best" / "model-1")
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_run_whose_end_was_cut_short(tmp_path):
+    _train(tmp_path)
+    logs, ck = _folders(tmp_path)
+    results = json.loads((logs / "results.json").read_text())
+    (logs / "curves.png").unlink()  # killed at the picture's rename
+    log_lines = (logs / "train.log").read_text().splitlines(keepends=True)
+    (logs / "train.log").write_text("".join(log_lines[:-1]))  # before the "done" line
+    assert resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)["test_error"] == \
+        results["test_error"]
+    assert (logs / "curves.png").exists()
+    assert " done in " in (logs / "train.log").read_text().splitlines()[-1]
+    with pytest.raises(RunFinished):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+
+
+@pytest.mark.slow
+def test_resume_removes_the_temporaries_of_crashed_writes(tmp_path, monkeypatch):
+    _interrupted_run(tmp_path, monkeypatch)
+    logs, ck = _folders(tmp_path)
+    crashed = [logs / ".metrics.csv.k2x_9abq", logs / ".curves.png.aaaa1111",
+               ck / "latest" / "model-3.index.tempstate123", ck / "best" / "checkpoint.tmp0a1b"]
+    for path in crashed:
+        path.write_text("half")
+    (logs / "NOTES.txt").write_text("mine")
+    resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert [path for path in crashed if path.exists()] == []
+    assert (logs / "NOTES.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", [b"\x89PNG\x00\xff\xfe", b"epoch,elapsed_s\n1,2.0\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0,x\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0,0.5\x00\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0\n",
+                                    b"epoch,elapsed_s,validation_error\n2,2.0,0.5\n"])
+@pytest.mark.slow
+def test_a_damaged_metrics_file_stops_resume_in_one_line_before_anything_is_written(
+        tmp_path, monkeypatch, damage):
+    _interrupted_run(tmp_path, monkeypatch)
+    logs, ck = _folders(tmp_path)
+    (logs / "metrics.csv").write_bytes(damage)
+    before = _snapshot(logs, ck)
+    with pytest.raises(UserError, match=f"{logs / 'metrics.csv'}: damaged metrics file"):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert _snapshot(logs, ck) == before
