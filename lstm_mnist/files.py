@@ -4,10 +4,14 @@ import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from typing import Dict, Iterable, List, Union
 
 import numpy as np
+
+# Far above any JSON file this project writes (a config, results, an epoch's sums).
+MAX_JSON_BYTES = 2 ** 20
 
 
 def write_atomic(path: str, content: Union[str, bytes]):
@@ -52,9 +56,20 @@ def json_floats(values: Iterable) -> List[float]:
     return [float(str(np.float32(value))) for value in values]
 
 
-def read_json(path: str):
-    with open(path, encoding="utf-8") as stream:
-        return json.load(stream)
+def read_json(path: str, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON document in `path`, read with limits: a regular file of at most `max_bytes`
+    (never a FIFO that would block or a device without end), nested at most as deep as Python's
+    parser goes. Raises OSError if it cannot be read, ValueError if it is not such a document."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError("not a regular file (a folder, FIFO or device)")
+    with open(path, "rb") as stream:
+        content = stream.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        return json.loads(content.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 def read_csv(path: str) -> List[Dict[str, str]]:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from lstm_mnist.errors import UserError
+from lstm_mnist.files import read_json
 
 CONFIG_FILE = "config.json"  # in both folders: the model rebuilds itself from the checkpoint folder
 METRICS_FILE = "metrics.csv"  # logs/<run>/: one row per epoch
@@ -205,6 +206,10 @@ class RunFolders:
             if not os.path.isdir(folder):
                 raise UserError(f"{folder}: the run's folder is missing"
                                 + (" (pass --logdir)" if folder == self.logs else ""))
+        for config in (self.log_config, self.checkpoint_config):
+            if run_identity(config) is None:
+                raise UserError(f"{config}: missing, unreadable or not a run's {CONFIG_FILE}; "
+                                "the run cannot be resumed without it")
         if run_identity(self.log_config) != run_identity(self.checkpoint_config):
             raise UserError(f"{self.logs} belongs to another run than {self.checkpoints} (their "
                             f"{CONFIG_FILE} differ); pass the --logdir that holds this run's logs")
@@ -351,8 +356,7 @@ def run_identity(config_path: str) -> Optional[str]:
     """What identifies the run that wrote `config_path`: its run id, or for runs written before
     run ids existed, the config and data checksums; None if the file is no run config."""
     try:
-        with open(config_path, encoding="utf-8") as stream:
-            document = json.load(stream)
+        document = read_json(config_path)
         if not isinstance(document.get("config"), dict):
             return None
     except (OSError, ValueError, AttributeError):
