@@ -7,6 +7,7 @@ modules that build graphs, so `--help` and a mistyped flag answer at once.
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from typing import Callable, List, Optional, Tuple
 
@@ -47,7 +48,10 @@ def printable(text: str) -> str:
 
 
 def run(main: Callable[[List[str]], Optional[int]], prog: str):
-    """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status."""
+    """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status, and so
+    does a SIGTERM or SIGHUP."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stop_on_signal)
     try:
         status = main(sys.argv[1:])
     except UserError as error:
@@ -56,7 +60,23 @@ def run(main: Callable[[List[str]], Optional[int]], prog: str):
     except KeyboardInterrupt:  # outside the training loop, which handles it itself
         print(f"{prog}: interrupted", file=sys.stderr)
         status = 130
+    except OSError as error:  # what the system refused where no caller could say more
+        print(f"{prog}: error: {printable(str(error.filename))}: {error.strerror}",
+              file=sys.stderr)
+        status = 1
     sys.exit(status or 0)
+
+
+class Stopped(UserError):
+    """SIGTERM or SIGHUP outside the training loop (which stops at a safe point itself)."""
+
+    kind = "stopped"
+
+
+def _stop_on_signal(number, frame):
+    stopped = Stopped(f"by {signal.Signals(number).name}; nothing half-written was left")
+    stopped.exit_status = 128 + number  # the shell's convention for "ended by signal N"
+    raise stopped
 
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser):

@@ -1,12 +1,15 @@
 """Writing the files of a run so that a crash or a full disk never leaves half a file."""
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import shutil
 import stat
 import tempfile
-from typing import Dict, Iterable, List, Union
+from typing import Dict, Iterable, Iterator, List, Union
 
 import numpy as np
 
@@ -89,3 +92,31 @@ def write_csv(path: str, rows: List[Dict[str, object]]) -> None:
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
     write_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str) -> Iterator[str]:
+    """A temporary folder beside `folder` to write into; on success its files move into `folder`
+    (created if missing), so an interrupted or failed writer never leaves half of its files.
+
+    A new `folder` appears whole, by one rename. Into an existing one, each file is renamed over
+    its older version, after checking that none of the names is taken by anything but a file.
+    """
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(folder) + ".")
+    try:
+        yield staging
+        if not os.path.lexists(folder):
+            os.rename(staging, folder)
+            return
+        names = sorted(os.listdir(staging))
+        for name in names:
+            target = os.path.join(folder, name)
+            if os.path.lexists(target) and (os.path.islink(target) or not os.path.isfile(target)):
+                raise OSError(errno.EEXIST, "exists and is not a file; nothing was replaced",
+                              target)
+        for name in names:
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -32,16 +32,16 @@ def _train(tmp_path, name="r", **changes):
                  checkpoint_dir=str(tmp_path / "ck"), echo=False)
 
 
-def _signal_at_measure(monkeypatch, call: int):
-    """Sends this process SIGTERM when the trainer measures a split for the `call`-th time
-    (1: epoch 1's validation; with one epoch, 2 and 3: the final test)."""
+def _signal_at_measure(monkeypatch, call: int, number=signal.SIGTERM):
+    """Sends this process signal `number` when the trainer measures a split for the `call`-th
+    time (1: epoch 1's validation; with one epoch, 2 and 3: the final test)."""
     calls = []
     measure = trainer_module.measure
 
     def measure_and_signal(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), number)
         return measure(*args, **kwargs)
     monkeypatch.setattr(trainer_module, "measure", measure_and_signal)
 
@@ -508,3 +508,40 @@ def test_a_damaged_metrics_file_stops_resume_in_one_line_before_anything_is_writ
     with pytest.raises(UserError, match=f"{logs / 'metrics.csv'}: damaged metrics file"):
         resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
     assert _snapshot(logs, ck) == before
+
+
+# 11. Every failure one line, every stop said (issue 25).
+
+@pytest.mark.slow
+def test_an_eval_report_is_written_whole_or_not_at_all(tiny_checkpoint, tmp_path):
+    report = tmp_path / "report"
+    (report / "confusion_matrix.csv").mkdir(parents=True)
+    result = run_script("eval.py", "--checkpoint", tiny_checkpoint, "--report", str(report))
+    assert str(report / "confusion_matrix.csv") in _one_line(result, "eval.py")
+    assert os.listdir(tmp_path) == ["report"] and os.listdir(report) == ["confusion_matrix.csv"]
+
+
+@pytest.mark.slow
+def test_a_signal_stops_eval_with_a_line_saying_why_and_leaves_no_report(
+        tiny_checkpoint, tmp_path):
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        process = start_script("eval.py", "--checkpoint", tiny_checkpoint, "--report",
+                               str(tmp_path / "report"))
+        time.sleep(2)  # past the handlers' installation, inside TensorFlow's import or the eval
+        process.send_signal(number)
+        stdout, stderr = process.communicate(timeout=120)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        line = _one_line(result, "eval.py")
+        assert line.startswith(f"eval.py: stopped: by {signal.Signals(number).name}"), line
+        assert process.returncode == 128 + number
+        assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sighup_stops_training_at_a_safe_point_like_sigterm(tmp_path, monkeypatch):
+    _signal_at_measure(monkeypatch, 1, signal.SIGHUP)
+    with pytest.raises(TrainingInterrupted, match="SIGHUP at step .* continue with: "):
+        _train(tmp_path, epochs=2)
+    monkeypatch.undo()
+    results = resume(str(_folders(tmp_path)[1]), logdir=str(tmp_path / "logs"), echo=False)
+    assert results["best_epoch"] in (1, 2)
