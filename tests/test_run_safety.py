@@ -545,3 +545,16 @@ def test_sighup_stops_training_at_a_safe_point_like_sigterm(tmp_path, monkeypatc
     monkeypatch.undo()
     results = resume(str(_folders(tmp_path)[1]), logdir=str(tmp_path / "logs"), echo=False)
     assert results["best_epoch"] in (1, 2)
+
+
+@pytest.mark.parametrize("state", ["folder", "fifo"])
+def test_a_checkpoint_state_file_that_is_not_a_file_is_one_line(tmp_path, state):
+    from lstm_mnist.checkpoints import saved_in
+    folder = tmp_path / "best"
+    folder.mkdir()
+    if state == "folder":
+        (folder / "checkpoint").mkdir()
+    else:
+        os.mkfifo(folder / "checkpoint")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        saved_in(str(folder))
