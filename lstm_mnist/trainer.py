@@ -322,14 +322,20 @@ class Trainer:
             self._save_best(epoch)
 
     def _save_best(self, epoch: int):
-        self.best_saver.save(self.session, os.path.join(self.folders.best, "model"),
-                             global_step=epoch, write_meta_graph=False)
+        self._save(self.best_saver, self.folders.best, epoch)
 
     def _save_latest(self):
         self._check_weights(f"at step {self.step}")
-        self.latest_saver.save(self.session, os.path.join(self.folders.latest, "model"),
-                               global_step=self.step, write_meta_graph=False)
+        self._save(self.latest_saver, self.folders.latest, self.step)
         self.saved_any = True
+
+    def _save(self, saver: tf.train.Saver, folder: str, number: int):
+        try:
+            saver.save(self.session, os.path.join(folder, "model"), global_step=number,
+                       write_meta_graph=False)
+        except ValueError:  # the Saver's word for a folder that vanished (moved or deleted)
+            raise UserError(f"{folder}: the run's checkpoint folder was moved or deleted while "
+                            "the run trained; nothing more was saved") from None
 
     def _check_weights(self, when: str):
         """Refuses to save non-finite weights: the last good checkpoint stays the latest."""

@@ -558,3 +558,15 @@ def test_a_checkpoint_state_file_that_is_not_a_file_is_one_line(tmp_path, state)
         os.mkfifo(folder / "checkpoint")
     with pytest.raises(CheckpointError, match="not a regular file"):
         saved_in(str(folder))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_folder_deleted_during_training_is_one_line(tmp_path, monkeypatch):
+    measure = trainer_module.measure
+
+    def measure_after_deleting(*args, **kwargs):
+        shutil.rmtree(tmp_path / "ck" / "r")
+        return measure(*args, **kwargs)
+    monkeypatch.setattr(trainer_module, "measure", measure_after_deleting)
+    with pytest.raises(UserError, match="moved or deleted while the run trained|No such file"):
+        _train(tmp_path)
