@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from lstm_mnist.errors import UserError
-from lstm_mnist.files import read_json
+from lstm_mnist.files import read_json, write_atomic
 
 CONFIG_FILE = "config.json"  # in both folders: the model rebuilds itself from the checkpoint folder
 METRICS_FILE = "metrics.csv"  # logs/<run>/: one row per epoch
@@ -232,6 +232,13 @@ class RunFolders:
                 if any(re.fullmatch(pattern, entry) for pattern in patterns) and \
                         os.path.isfile(path) and not os.path.islink(path):
                     os.remove(path)
+
+    def unshare_log(self):
+        """Gives train.log an inode of its own if it shares one (a copy made with `cp -al`), so
+        that appending to this run's log never writes into another run's."""
+        if os.path.isfile(self.train_log) and os.stat(self.train_log).st_nlink > 1:
+            with open(self.train_log, "rb") as stream:
+                write_atomic(self.train_log, stream.read())
 
     def replace_existing(self):
         """Deletes the folders of the run being overwritten (checked by `check_replaceable`)."""

@@ -140,6 +140,7 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
             raise RunFinished(f"run {folders.name!r} has trained all {config.epochs} epochs and "
                               f"was tested ({folders.results}); nothing changed")
         folders.remove_temporaries()
+        folders.unshare_log()
         return trainer.run(resumed_from=latest, echo=echo, progress=progress)
 
 

@@ -570,3 +570,15 @@ def test_a_checkpoint_folder_deleted_during_training_is_one_line(tmp_path, monke
     monkeypatch.setattr(trainer_module, "measure", measure_after_deleting)
     with pytest.raises(UserError, match="moved or deleted while the run trained|No such file"):
         _train(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_hard_linked_copy_resumes_without_touching_the_original(tmp_path, monkeypatch):
+    _interrupted_run(tmp_path, monkeypatch)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for kind in ("logs", "ck"):
+        subprocess.run(["cp", "-al", str(tmp_path / kind), str(copy / kind)], check=True)
+    original = _snapshot(*_folders(tmp_path))
+    resume(str(copy / "ck" / "r"), logdir=str(copy / "logs"), echo=False)
+    assert _snapshot(*_folders(tmp_path)) == original
