@@ -582,3 +582,21 @@ def test_a_hard_linked_copy_resumes_without_touching_the_original(tmp_path, monk
     original = _snapshot(*_folders(tmp_path))
     resume(str(copy / "ck" / "r"), logdir=str(copy / "logs"), echo=False)
     assert _snapshot(*_folders(tmp_path)) == original
+
+
+@pytest.mark.parametrize("lost", ["metrics.csv", "best"])
+@pytest.mark.slow
+def test_resume_of_a_run_that_lost_its_metrics_or_best_before_the_final_test_is_one_line(
+        tmp_path, monkeypatch, lost):
+    _signal_at_measure(monkeypatch, 3)  # epoch 1 of 1 trained, stopped during the final test
+    with pytest.raises(TrainingInterrupted):
+        _train(tmp_path, lr=1e-12, lr_schedule="constant")
+    monkeypatch.undo()
+    logs, ck = _folders(tmp_path)
+    if lost == "best":  # epoch 1 ends at the latest checkpoint: resume saves it as best again
+        shutil.rmtree(ck / "best")
+        assert resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)["best_epoch"] == 1
+        return
+    (logs / "metrics.csv").unlink()
+    with pytest.raises(UserError, match="metrics.csv: records no epoch"):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
