@@ -135,3 +135,14 @@ def test_plot_never_draws_over_a_file_it_did_not_draw(tmp_path, target):
     result = run_script("plot.py", str(tmp_path / "run"), "--output", str(tmp_path / target))
     assert_one_line_error(result, str(tmp_path / target), "not a picture this project drew")
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_run_names_that_matplotlib_would_read_as_markup_are_drawn_as_they_are(tmp_path):
+    errors = np.array([0.25, 0.1])
+    metrics = {"epoch": np.arange(1.0, 3.0), "train_error": errors, "validation_error": errors,
+               "train_loss": errors, "validation_loss": errors}
+    figure = curves_figure({"_hidden": metrics, "p$\\foo$": metrics})
+    figure.canvas.draw()  # mathtext would fail here on \foo
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["_hidden train", "_hidden validation", "p\\$\\foo\\$ train",
+                      "p\\$\\foo\\$ validation"]
