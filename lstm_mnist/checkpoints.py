@@ -120,6 +120,9 @@ def restore(session: tf.Session, prefix: str, variables, restorer: tf.train.Save
     try:
         (restorer or tf.train.Saver(var_list=variables)).restore(session, prefix)
     except tf.errors.OpError as error:
+        if not os.path.exists(prefix + ".index"):
+            raise CheckpointError(f"{prefix}: replaced by a newer checkpoint while it was read "
+                                  "(is its run still training?); run the command again") from None
         raise CheckpointError(f"{prefix}: cannot restore, the checkpoint's data is damaged or "
                               f"truncated ({first_line(error)})") from None
 
