@@ -3,10 +3,11 @@
 Modules, one idea each, in the order the arrows point (each imports only modules listed before it):
 
 - `errors` (the one-line error type), `files` (atomic writes, CSV and JSON), `sequences` (images
-  to padded pixel sequences, random crops), `config` (hyperparameters), `data` (MNIST IDX files),
-  `runs` (a run's folders: names, identity, lock, checks), `figures` (matplotlib figures),
-  `plots` (learning curves), `explain_figure` (how a model read a digit, drawn), `images` (image
-  files to MNIST's form), `cli` (what the scripts share): no TensorFlow.
+  to padded pixel sequences, random crops), `config` (hyperparameters), `memory` (whether a
+  config's model fits, judged before it is built), `data` (MNIST IDX files), `runs` (a run's
+  folders: names, identity, lock, checks), `figures` (matplotlib figures), `plots` (learning
+  curves), `explain_figure` (how a model read a digit, drawn), `images` (image files to MNIST's
+  form), `cli` (what the scripts share): no TensorFlow.
 - `tf1` (TensorFlow's TF1 API, imported quietly, and the session settings), `cell` (the LSTM
   cell: weights, one step forward and backward, dropout), `textbook` (the textbook LSTM: a padded
   while_loop, autodiff, and backprop through time by hand; read it first), `packing` (packed
@@ -15,10 +16,12 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   gradient), `lstm` (the stack: variables, and which implementation runs), `model` (the
   classifier graph), `passes` (one pass over minibatches: a training epoch or a measurement),
   `checkpoints` (finding and restoring them inside the folder given), `report` (confusion matrix
-  and worst errors), `explain` (a model's gates, cells and probabilities after every step), `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
+  and worst errors), `explain` (a model's gates, cells and probabilities after every step),
+  `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
   explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence
-  checks), `trainer` (the epoch loop).
+  checks), `lifecycle` (stop signals and one-line failures around a run),
+  `trainer` (the epoch loop).
 
-Importing the package, or a module that does not build graphs (config, data, sequences, runs,
-files, plots, images, figures, cli), does not import TensorFlow.
+Importing the package, or a module that does not build graphs (config, memory, data, sequences,
+runs, files, plots, explain_figure, images, figures, cli), does not import TensorFlow.
 """

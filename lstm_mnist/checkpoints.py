@@ -15,6 +15,7 @@ from lstm_mnist.runs import BEST, CONFIG_FILE, LATEST
 from lstm_mnist.tf1 import tf
 
 STATE_FILE = "checkpoint"  # TensorFlow's name for the file that lists a folder's checkpoints
+STATE_FILE_MAX_BYTES = 2 ** 16  # enough to tell an empty state file from one with content
 
 
 class CheckpointError(UserError):
@@ -32,9 +33,15 @@ def saved_in(folder: str) -> List[str]:
     path = os.path.join(folder, STATE_FILE)
     if not os.path.exists(path):
         return []
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        if not stream.read().strip():
-            raise CheckpointError(f"{path}: empty checkpoint state file")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device), so not a "
+                              "checkpoint state file")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            if not stream.read(STATE_FILE_MAX_BYTES).strip():
+                raise CheckpointError(f"{path}: empty checkpoint state file")
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read ({error.strerror})") from None
     try:
         state = tf.train.get_checkpoint_state(folder)
     except Exception as error:  # a damaged text proto raises parse errors of several types
@@ -127,6 +134,9 @@ def restore(session: tf.Session, prefix: str, variables, restorer: tf.train.Save
     try:
         (restorer or tf.train.Saver(var_list=variables)).restore(session, prefix)
     except tf.errors.OpError as error:
+        if not os.path.exists(prefix + ".index"):
+            raise CheckpointError(f"{prefix}: replaced by a newer checkpoint while it was read "
+                                  "(is its run still training?); run the command again") from None
         raise CheckpointError(f"{prefix}: cannot restore, the checkpoint's data is damaged or "
                               f"truncated ({first_line(error)})") from None
 

@@ -7,6 +7,7 @@ modules that build graphs, so `--help` and a mistyped flag answer at once.
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from typing import Callable, List, Optional, Tuple
 
@@ -34,12 +35,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def print_error(prog: str, error: UserError):
-    """Prints `error` as the scripts' one line on stderr: `<prog>: <kind>: <message>`."""
-    print(f"{prog}: {error.kind}: {error}", file=sys.stderr)
+    """Prints `error` as the scripts' one line on stderr: `<prog>: <kind>: <message>`, with any
+    control character of a file name in it escaped, so that a name can neither break the line
+    nor drive the terminal."""
+    print(f"{prog}: {error.kind}: {printable(str(error))}", file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character as its Python escape (`\\n`, `\\x1b`)."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1]
+                   for character in text)
 
 
 def run(main: Callable[[List[str]], Optional[int]], prog: str):
-    """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status."""
+    """Runs `main(argv)`; a UserError becomes one line on stderr and its exit status, and so
+    does a SIGTERM or SIGHUP."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stop_on_signal)
     try:
         status = main(sys.argv[1:])
     except UserError as error:
@@ -48,7 +60,23 @@ def run(main: Callable[[List[str]], Optional[int]], prog: str):
     except KeyboardInterrupt:  # outside the training loop, which handles it itself
         print(f"{prog}: interrupted", file=sys.stderr)
         status = 130
+    except OSError as error:  # what the system refused where no caller could say more
+        print(f"{prog}: error: {printable(str(error.filename))}: {error.strerror}",
+              file=sys.stderr)
+        status = 1
     sys.exit(status or 0)
+
+
+class Stopped(UserError):
+    """SIGTERM or SIGHUP outside the training loop (which stops at a safe point itself)."""
+
+    kind = "stopped"
+
+
+def _stop_on_signal(number, frame):
+    stopped = Stopped(f"by {signal.Signals(number).name}; nothing half-written was left")
+    stopped.exit_status = 128 + number  # the shell's convention for "ended by signal N"
+    raise stopped
 
 
 def add_checkpoint_argument(parser: argparse.ArgumentParser):

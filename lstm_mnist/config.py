@@ -15,11 +15,17 @@ import math
 from typing import NamedTuple, Tuple
 
 from lstm_mnist.errors import UserError
-from lstm_mnist.files import write_atomic
+from lstm_mnist.files import read_json, write_atomic
 from lstm_mnist.sequences import IMAGE_SIZE
 
 LR_SCHEDULES = ("constant", "cosine")
 LSTM_IMPLEMENTATIONS = ("fast", "textbook")  # lstm.py: the same numbers from the same variables
+# Bounds far beyond any sensible run, so that a typo or a crafted config.json is refused at once
+# rather than by TensorFlow after minutes and all the memory there is (`memory` judges the rest).
+MAX_LAYERS = 64
+MAX_UNITS = 2 ** 16
+MAX_EPOCHS = 10 ** 5
+MAX_EXAMPLES = 10 ** 7
 
 
 class ConfigError(UserError):
@@ -54,6 +60,8 @@ class ModelConfig:
                                          "serves both", choices=LSTM_IMPLEMENTATIONS)
 
     def __post_init__(self):
+        _require(isinstance(self.hidden, (list, tuple)),
+                 f"hidden must be a list of sizes, got {self.hidden!r}")
         # Accept lists (e.g. from JSON) but store a tuple so the config stays hashable and frozen.
         hidden = tuple(self.hidden)
         if len(hidden) == 1 and isinstance(self.layers, int) and self.layers > 1:
@@ -63,15 +71,15 @@ class ModelConfig:
 
     def validate(self):
         """Raises ConfigError naming the first bad value."""
-        _require(isinstance(self.layers, int) and self.layers >= 1,
-                 f"layers must be an integer >= 1, got {self.layers!r}")
+        _require_int("layers", self.layers, 1, MAX_LAYERS)
         _require(len(self.hidden) == self.layers,
                  f"hidden gives {len(self.hidden)} sizes for {self.layers} layers: "
                  "give one size, or one per layer")
-        _require(all(isinstance(h, int) and h >= 1 for h in self.hidden),
-                 f"hidden sizes must be integers >= 1, got {list(self.hidden)}")
-        _require(isinstance(self.head_hidden, int) and self.head_hidden >= 1,
-                 f"head_hidden must be an integer >= 1, got {self.head_hidden!r}")
+        _require(all(_is_int(h) and 1 <= h <= MAX_UNITS for h in self.hidden),
+                 f"hidden sizes must be integers in 1..{MAX_UNITS}, got {_shown(self.hidden)}")
+        _require_int("head_hidden", self.head_hidden, 1, MAX_UNITS)
+        _require(isinstance(self.bidirectional, bool),
+                 f"bidirectional must be true or false, got {_shown(self.bidirectional)}")
         _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
                  f"dropout is a drop probability in [0, 1), got {self.dropout!r}")
         _require(self.lstm in LSTM_IMPLEMENTATIONS,
@@ -145,16 +153,14 @@ class Config(ModelConfig):
 
     def validate(self):
         super().validate()
-        _require(isinstance(self.crop_min, int) and isinstance(self.crop_max, int)
+        _require(isinstance(self.crop, bool), f"crop must be true or false, got {_shown(self.crop)}")
+        _require(_is_int(self.crop_min) and _is_int(self.crop_max)
                  and 1 <= self.crop_min <= self.crop_max <= IMAGE_SIZE,
                  f"crop bounds must satisfy 1 <= crop_min <= crop_max <= {IMAGE_SIZE}, "
-                 f"got {self.crop_min!r}..{self.crop_max!r}")
-        _require(isinstance(self.train_subset, int) and self.train_subset >= 0,
-                 f"train_subset must be an integer >= 0, got {self.train_subset!r}")
-        _require(isinstance(self.epochs, int) and self.epochs >= 1,
-                 f"epochs must be an integer >= 1, got {self.epochs!r}")
-        _require(isinstance(self.batch_size, int) and self.batch_size >= 1,
-                 f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+                 f"got {_shown(self.crop_min)}..{_shown(self.crop_max)}")
+        _require_int("train_subset", self.train_subset, 0, MAX_EXAMPLES)
+        _require_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        _require_int("batch_size", self.batch_size, 1, MAX_EXAMPLES)
         _require(_is_number(self.lr) and self.lr > 0,
                  f"learning rate must be > 0, got {self.lr!r}")
         _require(self.lr_schedule in LR_SCHEDULES,
@@ -163,8 +169,7 @@ class Config(ModelConfig):
                  f"clip must be >= 0 (0 = off), got {self.clip!r}")
         for name in ("seed", "crop_seed"):  # numpy's generators take only non-negative seeds
             value = getattr(self, name)
-            _require(isinstance(value, int) and 0 <= value < 2 ** 32,
-                     f"{name} must be an integer in 0..2**32-1, got {value!r}")
+            _require_int(name, value, 0, 2 ** 32 - 1)
 
     @property
     def model(self) -> ModelConfig:
@@ -194,15 +199,31 @@ def save_config(path: str, config: Config, extra: dict = None):
 def load_config(path: str) -> Config:
     """Reads a config written by `save_config`. Raises ConfigError if it is unreadable."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+        document = read_json(path)
+        _require(isinstance(document, dict) and isinstance(document.get("config"), dict),
+                 "not a valid lstm_mnist config (no \"config\" object)")
         return Config.from_dict(document["config"])
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path}: not a valid lstm_mnist config ({error})") from None
+        raise ConfigError(f"{path}: not a valid lstm_mnist config ({str(error)[:200]})") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is no size
+
+
+def _require_int(name: str, value, low: int, high: int):
+    _require(_is_int(value) and low <= value <= high,
+             f"{name} must be an integer in {low}..{high}, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """`value` for a message: its repr, cut short (a crafted config may hold 10**400)."""
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_number(value) -> bool:

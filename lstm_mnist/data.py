@@ -7,9 +7,11 @@ so a fresh clone or an installed package trains with no network.
 import dataclasses
 import gzip
 import hashlib
+import math
 import os
+import stat
 import zlib
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -29,6 +31,8 @@ MNIST_SHA256 = {
 
 _IDX_MAGIC = {1: 2049, 3: 2051}  # labels (1-d) and images (3-d) of unsigned bytes
 _GZIP_MAGIC = b"\x1f\x8b"
+# Far above MNIST's largest file (47 MB of training images): what a header may declare.
+MAX_IDX_BYTES = 2 ** 30
 
 
 class DataError(UserError):
@@ -79,35 +83,49 @@ def read_idx(path: str, ndim: int, expected_sha256: Optional[str] = None) -> np.
     """
     name = os.path.basename(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise DataError(f"{path}: not a regular file (a folder, FIFO or device); give the "
+                            "MNIST files themselves")
         with open(path, "rb") as stream:
-            raw = stream.read()
+            gzipped = stream.read(2) == _GZIP_MAGIC
+            stream.seek(0)
+            idx = gzip.GzipFile(fileobj=stream) if gzipped else stream
+            header, shape = _read_header(path, idx, ndim)
+            declared = math.prod(shape)
+            # Read in bounded pieces: a file never makes this process hold more than its header
+            # declares (plus one byte, to notice trailing data), whatever it decompresses to.
+            body = idx.read(declared + 1)
     except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror})") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as error:
-            raise DataError(f"{path}: truncated or corrupt gzip data ({error})") from None
-
-    if len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: truncated: {len(raw)} bytes is shorter than the IDX header")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic != _IDX_MAGIC[ndim]:
-        raise DataError(f"{path}: wrong magic number {magic}, expected {_IDX_MAGIC[ndim]} "
-                        f"for a {ndim}-d IDX file of unsigned bytes")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    body = raw[4 + 4 * ndim:]
-    expected_size = int(np.prod(shape))
-    if len(body) != expected_size:
-        problem = "truncated" if len(body) < expected_size else "has trailing bytes"
-        raise DataError(f"{path}: {problem}: header declares shape {shape} = {expected_size} "
-                        f"bytes of data, found {len(body)}")
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    except (EOFError, zlib.error) as error:
+        raise DataError(f"{path}: truncated or corrupt gzip data ({error})") from None
+    if len(body) != declared:
+        problem = "truncated" if len(body) < declared else "has trailing bytes"
+        raise DataError(f"{path}: {problem}: header declares shape {shape} = {declared} "
+                        f"bytes of data, found {len(body) if len(body) < declared else 'more'}")
     if expected_sha256 is not None:
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(header + body).hexdigest()
         if digest != expected_sha256:
             raise DataError(f"{path}: checksum mismatch: SHA-256 of the decompressed {name} is "
                             f"{digest}, expected {expected_sha256}")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _read_header(path: str, stream, ndim: int) -> Tuple[bytes, Tuple[int, ...]]:
+    """The IDX header of `stream` and the shape it declares; raises DataError unless it is the
+    header of an MNIST-sized file of unsigned bytes with `ndim` dimensions."""
+    header = stream.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated: {len(header)} bytes is shorter than the IDX header")
+    magic = int.from_bytes(header[:4], "big")
+    if magic != _IDX_MAGIC[ndim]:
+        raise DataError(f"{path}: wrong magic number {magic}, expected {_IDX_MAGIC[ndim]} "
+                        f"for a {ndim}-d IDX file of unsigned bytes")
+    shape = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if math.prod(shape) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: header declares shape {shape} = {math.prod(shape)} bytes, more "
+                        f"than the {MAX_IDX_BYTES} an MNIST-like file may hold")
+    return header, shape
 
 
 def load_mnist(data_dir: Optional[str] = None,

@@ -5,6 +5,8 @@ from typing import Dict, Optional
 from lstm_mnist.checkpoints import load_trained, restore
 from lstm_mnist.data import load_mnist
 from lstm_mnist.explain import Tracer, explain_worst_errors
+from lstm_mnist.files import staged_folder
+from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
 from lstm_mnist.passes import EVAL_BATCH_SIZE, measure
 from lstm_mnist.report import split_probabilities, write_report
@@ -29,6 +31,7 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
     prefix, config = load_trained(path, lstm)
     if crop_seed is not None:
         config.replace(crop_seed=crop_seed)  # validates it, as for training
+    check_memory(config, EVAL_BATCH_SIZE, training=False)
     if report_dir is not None:
         check_writable(report_dir)  # before minutes of evaluation, not after
     mnist = load_mnist(data_dir)
@@ -44,7 +47,8 @@ def evaluate_checkpoint(path: str, data_dir: Optional[str] = None,
                 results.update({f"{split_name}_{key}": value for key, value in measured.items()})
             if report_dir is not None:
                 probabilities = split_probabilities(session, model, mnist.test, EVAL_BATCH_SIZE)
-                write_report(report_dir, mnist.test.images, mnist.test.labels, probabilities)
-                explain_worst_errors(session, tracer, report_dir, mnist.test, probabilities)
+                with staged_folder(report_dir) as staging:
+                    write_report(staging, mnist.test.images, mnist.test.labels, probabilities)
+                    explain_worst_errors(session, tracer, staging, mnist.test, probabilities)
     return results
 

@@ -1,13 +1,20 @@
 """Writing the files of a run so that a crash or a full disk never leaves half a file."""
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import shutil
+import stat
 import tempfile
-from typing import Dict, Iterable, List, Union
+from typing import Dict, Iterable, Iterator, List, Union
 
 import numpy as np
+
+# Far above any JSON file this project writes (a config, results, an epoch's sums).
+MAX_JSON_BYTES = 2 ** 20
 
 
 def write_atomic(path: str, content: Union[str, bytes]):
@@ -19,7 +26,10 @@ def write_atomic(path: str, content: Union[str, bytes]):
     gives any new file, as TensorFlow's own files do.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    except OSError as error:  # name the file meant, not the temporary one
+        raise OSError(error.errno, error.strerror, path) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(content.encode("utf-8") if isinstance(content, str) else content)
@@ -52,9 +62,20 @@ def json_floats(values: Iterable) -> List[float]:
     return [float(str(np.float32(value))) for value in values]
 
 
-def read_json(path: str):
-    with open(path, encoding="utf-8") as stream:
-        return json.load(stream)
+def read_json(path: str, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON document in `path`, read with limits: a regular file of at most `max_bytes`
+    (never a FIFO that would block or a device without end), nested at most as deep as Python's
+    parser goes. Raises OSError if it cannot be read, ValueError if it is not such a document."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError("not a regular file (a folder, FIFO or device)")
+    with open(path, "rb") as stream:
+        content = stream.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        return json.loads(content.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 def read_csv(path: str) -> List[Dict[str, str]]:
@@ -74,3 +95,31 @@ def write_csv(path: str, rows: List[Dict[str, object]]) -> None:
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
     write_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str) -> Iterator[str]:
+    """A temporary folder beside `folder` to write into; on success its files move into `folder`
+    (created if missing), so an interrupted or failed writer never leaves half of its files.
+
+    A new `folder` appears whole, by one rename. Into an existing one, each file is renamed over
+    its older version, after checking that none of the names is taken by anything but a file.
+    """
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(folder) + ".")
+    try:
+        yield staging
+        if not os.path.lexists(folder):
+            os.rename(staging, folder)
+            return
+        names = sorted(os.listdir(staging))
+        for name in names:
+            target = os.path.join(folder, name)
+            if os.path.lexists(target) and (os.path.islink(target) or not os.path.isfile(target)):
+                raise OSError(errno.EEXIST, "exists and is not a file; nothing was replaced",
+                              target)
+        for name in names:
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -7,6 +7,7 @@ the field's centre. Before that, a picture is turned upright as its EXIF orienta
 (drawing apps export a digit as strokes in the alpha channel over invisible, often black, pixels).
 """
 
+import os
 import warnings
 from typing import Optional
 
@@ -47,6 +48,8 @@ def read_digit(path: str) -> np.ndarray:
       ImageError: naming the file, if it cannot be read as an image, has more than MAX_PIXELS
         pixels or holds no digit.
     """
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ImageError("not a regular file (a folder, FIFO or device)", path)
     try:
         with warnings.catch_warnings():
             # Pillow warns about images above its own limit; ours is lower and says it in one line.

@@ -109,7 +109,7 @@ def curves_figure(runs: Dict[str, Dict[str, np.ndarray]]):
                 column = template.format(metric)
                 if column in metrics:
                     axes.plot(metrics["epoch"], scale * metrics[column], style, marker=".",
-                              color=f"C{index % 10}", label=f"{name} {curve}")
+                              color=f"C{index % 10}", label=_literal(f"{name} {curve}"))
         # Errors and losses shrink by orders of magnitude; a log axis keeps late epochs readable.
         axes.set_yscale("log", nonpositive="mask")
         _label_log_axis(axes.yaxis, *axes.get_ylim(), unit)
@@ -117,8 +117,15 @@ def curves_figure(runs: Dict[str, Dict[str, np.ndarray]]):
         axes.set(xlabel="epoch", ylabel=f"{metric} (log scale)", title=f"{metric} per epoch")
         axes.grid(True, which="major", alpha=0.4)
         axes.grid(True, which="minor", alpha=0.15)
-    error_axes.legend(fontsize="small")
+    # Lines and labels given explicitly: matplotlib drops the labels that start with "_".
+    lines = error_axes.get_lines()
+    error_axes.legend(lines, [line.get_label() for line in lines], fontsize="small")
     return figure
+
+
+def _literal(text: str) -> str:
+    """`text` as matplotlib shows it literally: a run name's `$` would start mathtext."""
+    return text.replace("$", r"\$")
 
 
 def log_ticks(low: float, high: float) -> List[float]:

@@ -15,7 +15,9 @@ from lstm_mnist.explain import (Explanation, Input, Tracer, check_picture_paths,
                                 split_inputs, write_pictures)
 from lstm_mnist.files import json_floats
 from lstm_mnist.images import ImageError, read_digit
+from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
+from lstm_mnist.passes import EVAL_BATCH_SIZE
 from lstm_mnist.runs import check_writable
 from lstm_mnist.tf1 import session_config, tf
 
@@ -62,6 +64,7 @@ class Classifier:
           CheckpointError, ConfigError: the checkpoint or its config is missing or does not match.
         """
         self.prefix, self.config = load_trained(checkpoint, lstm)
+        check_memory(self.config, EVAL_BATCH_SIZE, training=False)
         graph = tf.Graph()
         with graph.as_default():
             self._model = Model(self.config)

@@ -7,16 +7,14 @@ and guards the folders.
 Interruptions are safe. Every file is replaced atomically (written aside, then renamed), and the
 latest checkpoint's global step says exactly where training stands: epoch `step // steps_per_epoch`,
 batch `step % steps_per_epoch`. Each epoch's shuffle and crops come from a generator seeded with
-(seed, epoch), so a resumed run sees the very batches an uninterrupted run would have seen. Ctrl-C
-or SIGTERM finishes the current step, saves the latest checkpoint and stops.
+(seed, epoch), so a resumed run sees the very batches an uninterrupted run would have seen. A stop
+signal (lifecycle.STOP_SIGNALS) finishes the current step, saves the latest checkpoint and stops.
 """
 
-import contextlib
+import csv
 import dataclasses
-import errno
 import math
 import os
-import signal
 import time
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
@@ -28,6 +26,8 @@ from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.files import read_csv, read_json, write_csv, write_json
+from lstm_mnist.lifecycle import StopRequest, TrainingInterrupted, one_line_errors
+from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
 from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
@@ -39,11 +39,8 @@ from lstm_mnist.tf1 import session_config, tf
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
 
 
-class TrainingInterrupted(UserError):
-    """Ctrl-C or SIGTERM: the latest checkpoint was saved and the run can be resumed."""
-
-    kind = "stopped"
-    exit_status = 130  # the shell's convention for "ended by a signal"
+DONE = "done"  # the word of the log line that ends a run
+LOG_TAIL_BYTES = 4096  # enough for the last line of train.log
 
 
 class RunFinished(UserError):
@@ -75,29 +72,27 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       The contents of `results.json`: best epoch, validation and test metrics, checkpoint prefix.
 
     Raises:
-      TrainingInterrupted: on Ctrl-C or SIGTERM, after saving the latest checkpoint.
+      TrainingInterrupted: on a stop signal, after saving the latest checkpoint.
       TrainingDiverged: when the loss, gradients or weights stop being finite.
       UserError: for anything else the user can fix, in one line.
     """
-    folders = RunFolders.named(run_name or default_run_name(), logdir, checkpoint_dir)
+    folders = RunFolders.named(default_run_name() if run_name is None else run_name, logdir,
+                               checkpoint_dir)
     mnist = load_mnist(data_dir)
-    folders.check_new(overwrite)
-    with _one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
+    folders.check_new(overwrite, unique=run_name is None)
+    with one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
         trainer.session.run(trainer.initialize)
-        with RunLock([f for f in folders.both if os.path.lexists(f)], folders.name):
-            folders.replace_existing()
-        folders.create()
-        try:
-            with RunLock(folders.both, folders.name):
+        with folders.claim(overwrite, unique=run_name is None):
+            try:
                 identity = {"run_id": new_run_id(), "data_sha256": mnist.sha256,
                             "tensorflow_version": tf.__version__, "code_version": code_version()}
                 for path in (folders.log_config, folders.checkpoint_config):
                     save_config(path, config, identity)
                 return trainer.run(resumed_from=None, echo=echo, progress=progress)
-        except BaseException:
-            if not trainer.saved_any:
-                folders.remove()  # all of it was written by this run, and nothing worth keeping
-            raise
+            except BaseException:
+                if not trainer.saved_any:
+                    folders.remove()  # all of it was written by this run, and nothing worth keeping
+                raise
 
 
 def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional[str] = None,
@@ -121,10 +116,11 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
       As `train` otherwise.
     """
     checkpoint_dir = os.path.normpath(checkpoint_dir)
-    if not os.path.isdir(checkpoint_dir):
-        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
+    folders.check_paths()
+    if not os.path.isdir(checkpoint_dir):
+        raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
     config = load_config(folders.checkpoint_config)
     for key, value in (changes or {}).items():
         saved = getattr(config, key)
@@ -133,16 +129,18 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
                               f"({saved!r}); drop the flag to continue the run as it was")
     folders.check_resumable()
     mnist = load_mnist(data_dir)
-    with _one_line_errors(folders), RunLock(folders.both, folders.name), \
+    with one_line_errors(folders), RunLock(folders.both, folders.name), \
             Trainer(config, folders, mnist) as trainer:
         latest = checkpoints.latest_in(folders.latest)
         if latest:
             trainer.restore(latest)
         else:  # killed before its first checkpoint: the run starts again from the beginning
             trainer.session.run(trainer.initialize)
-        if trainer.step >= trainer.total_steps and os.path.exists(folders.results):
+        if trainer.step >= trainer.total_steps and _ended(folders):
             raise RunFinished(f"run {folders.name!r} has trained all {config.epochs} epochs and "
                               f"was tested ({folders.results}); nothing changed")
+        folders.remove_temporaries()
+        folders.unshare_log()
         return trainer.run(resumed_from=latest, echo=echo, progress=progress)
 
 
@@ -159,11 +157,11 @@ class Trainer:
         self.train_split = mnist.train.head(config.train_subset)
         self.steps_per_epoch = math.ceil(len(self.train_split) / config.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
+        check_memory(config, config.batch_size, training=True)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(config.seed)
             self.model = Model(config, config.optimizer(self.steps_per_epoch))
-            _check_memory(config, self.model.model_variables)
             self.latest_saver = checkpoints.saver()
             self.best_saver = checkpoints.saver(self.model.model_variables)
             self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
@@ -171,7 +169,7 @@ class Trainer:
             self.initialize = tf.global_variables_initializer()
             self.graph.finalize()  # an op added by mistake inside the epoch loop would fail loudly
         self.session = tf.Session(graph=self.graph, config=session_config())
-        self.stop = _StopRequest()
+        self.stop = StopRequest()
         self.step = 0  # the global step, as of the last step run or checkpoint restored
         self.saved_any = False  # whether this process saved a checkpoint
 
@@ -196,7 +194,9 @@ class Trainer:
         config, folders = self.config, self.folders
         first_epoch = self.step // self.steps_per_epoch + 1
         # Rows of epochs after the checkpoint were never saved with it: they are redone.
-        history = [row for row in read_csv(folders.metrics) if int(row["epoch"]) < first_epoch]
+        history = [row for row in _read_history(folders.metrics) if row["epoch"] < first_epoch]
+        if resumed_from:
+            self._reconcile_best(history)
         with self.stop, records(folders, config.crop, echo, graph=None if resumed_from else
                                 self.graph, restart_step=self.step if resumed_from else None) \
                 as (log, summaries):
@@ -205,7 +205,7 @@ class Trainer:
             else:
                 log("run %s: training %d examples, validating on %d; config %s", folders.name,
                     len(self.train_split), len(self.mnist.validation), config.to_dict())
-            started = time.time() - (float(history[-1]["elapsed_s"]) if history else 0.0)
+            started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
             try:
                 for epoch in range(first_epoch, config.epochs + 1):
                     trained = self._train_epoch(epoch, summaries, progress)
@@ -262,18 +262,18 @@ class Trainer:
                     if not k.startswith("accuracy")})
         row.update(grad_norm_mean=float(trained.grad_norms.mean()),
                    grad_norm_max=float(trained.grad_norms.max()))
-        improved = validated["error"] < min((float(r["validation_error"]) for r in history),
+        improved = validated["error"] < min((r["validation_error"] for r in history),
                                             default=math.inf)
         history.append(row)
         self._check_weights(f"at the end of epoch {epoch}")
-        # Metrics first, then the checkpoints: a crash in between leaves a row the resumed
-        # run drops and redoes, never a checkpoint without its row.
+        # Metrics first, then latest, then best: a crash in between leaves a row the resumed run
+        # drops and redoes, or a best behind latest that it catches up (`_reconcile_best`),
+        # never a checkpoint without its row nor a best ahead of latest.
         write_csv(self.folders.metrics, history)
         summaries.epoch(self.step, trained, validated)
-        if improved:
-            self.best_saver.save(self.session, os.path.join(self.folders.best, "model"),
-                                 global_step=epoch, write_meta_graph=False)
         self._save_latest()
+        if improved:
+            self._save_best(epoch)
         log("epoch %d/%d  %.1fs  train loss %.4f error %.2f%%  validation loss %.4f error %.2f%%%s"
             "  grad norm mean %.3f max %.3f%s", epoch, config.epochs, row["elapsed_s"],
             trained.loss, 100 * trained.error, validated["loss"], 100 * validated["error"],
@@ -283,8 +283,14 @@ class Trainer:
     def _final_test(self, history: List[dict], elapsed: float, log: RunLog) -> Dict[str, object]:
         """Measures the best checkpoint on validation and, once per run, on test."""
         folders = self.folders
-        best_row = min(history, key=lambda r: float(r["validation_error"]))
+        if not history:
+            raise UserError(f"{folders.metrics}: records no epoch, so the best one is unknown; "
+                            "train the run again with --overwrite")
+        best_row = min(history, key=lambda r: r["validation_error"])
         best_prefix = checkpoints.latest_in(folders.best)
+        if not best_prefix:
+            raise UserError(f"{folders.best}: holds no checkpoint to test; train the run again "
+                            "with --overwrite")
         self.best_saver.restore(self.session, best_prefix)
         results = {"run": folders.name, "best_epoch": int(best_row["epoch"]),
                    "checkpoint": best_prefix, "train_seconds": round(elapsed, 1)}
@@ -294,9 +300,11 @@ class Trainer:
             for split_name in ("validation", "test"):
                 measured = measure(self.session, self.model, getattr(self.mnist, split_name))
                 results.update({f"{split_name}_{k}": v for k, v in measured.items()})
-        write_json(folders.results, results)
+        # The picture, then the results, then the line that ends the log: `_ended` knows a run
+        # whose end was cut short, and --resume finishes it.
         plot_runs([folders.logs], folders.curves)
-        log("done in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
+        write_json(folders.results, results)
+        log(DONE + " in %.1fs: best epoch %d (%s): validation error %.2f%%, test error %.2f%% "
             "(test accuracy %.2f%%)%s", results["train_seconds"], results["best_epoch"],
             best_prefix, 100 * results["validation_error"], 100 * results["test_error"],
             100 * results["test_accuracy"],
@@ -304,11 +312,31 @@ class Trainer:
             if self.config.crop else "")
         return results
 
+    def _reconcile_best(self, history: List[dict]):
+        """Saves the restored latest checkpoint as best if the epoch it ends was the best and a
+        crash came between its latest and best saves."""
+        epoch, within = divmod(self.step, self.steps_per_epoch)
+        best_row = min(history, key=lambda r: r["validation_error"], default=None)
+        best_prefix = checkpoints.latest_in(self.folders.best)
+        if within == 0 and best_row and best_row["epoch"] == epoch and \
+                best_prefix != os.path.join(self.folders.best, f"model-{epoch}"):
+            self._save_best(epoch)
+
+    def _save_best(self, epoch: int):
+        self._save(self.best_saver, self.folders.best, epoch)
+
     def _save_latest(self):
         self._check_weights(f"at step {self.step}")
-        self.latest_saver.save(self.session, os.path.join(self.folders.latest, "model"),
-                               global_step=self.step, write_meta_graph=False)
+        self._save(self.latest_saver, self.folders.latest, self.step)
         self.saved_any = True
+
+    def _save(self, saver: tf.train.Saver, folder: str, number: int):
+        try:
+            saver.save(self.session, os.path.join(folder, "model"), global_step=number,
+                       write_meta_graph=False)
+        except ValueError:  # the Saver's word for a folder that vanished (moved or deleted)
+            raise UserError(f"{folder}: the run's checkpoint folder was moved or deleted while "
+                            "the run trained; nothing more was saved") from None
 
     def _check_weights(self, when: str):
         """Refuses to save non-finite weights: the last good checkpoint stays the latest."""
@@ -321,81 +349,33 @@ class Trainer:
             f"continue with: {self.folders.resume_command()}")
 
 
-class _StopRequest:
-    """While active, SIGINT and SIGTERM only ask the run to stop at the next safe point; inside
-    `at_once` (where nothing is being written) they stop it immediately."""
-
-    def __init__(self):
-        self.requested: Optional[str] = None  # the signal's name, once one arrived
-        self.previous, self.immediately = {}, None
-
-    def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self.previous[number] = signal.signal(number, self._on_signal)
-        return self
-
-    def _on_signal(self, number, frame):
-        self.requested = signal.Signals(number).name
-        if self.immediately:
-            raise TrainingInterrupted(f"{self.requested} {self.immediately}")
-
-    @contextlib.contextmanager
-    def at_once(self, where: str):
-        if self.requested:
-            raise TrainingInterrupted(f"{self.requested} {where}")
-        self.immediately = where
-        try:
-            yield
-        finally:
-            self.immediately = None
-
-    def __exit__(self, *exc_info):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
+def _ended(folders: RunFolders) -> bool:
+    """Whether the run's end was written whole: results.json, curves.png and the last log line."""
+    if not all(map(os.path.isfile, (folders.results, folders.curves, folders.train_log))):
+        return False
+    with open(folders.train_log, "rb") as stream:
+        stream.seek(max(0, os.fstat(stream.fileno()).st_size - LOG_TAIL_BYTES))
+        lines = stream.read().decode("utf-8", errors="replace").splitlines()
+    return bool(lines) and f" {DONE} in " in lines[-1]
 
 
-@contextlib.contextmanager
-def _one_line_errors(folders: RunFolders):
-    """Turns what the system refuses while a run trains (a full disk, memory, a TensorFlow error)
-    into one line naming the run's last good checkpoint."""
+def _read_history(path: str) -> List[dict]:
+    """The rows of metrics.csv, with `epoch` an int and the numbers the loop reads as floats;
+    raises UserError naming the file if it is damaged (before the run writes anything)."""
     try:
-        yield
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise UserError(_failure(folders, f"{error.filename}: no space left on device",
-                                     "free some space, then")) from None
-        raise UserError(_failure(folders, f"{error.filename}: {error.strerror}")) from None
-    except tf.errors.OpError as error:
-        problem = checkpoints.first_line(error)
-        if "No space left" in problem:
-            raise UserError(_failure(folders, problem, "free some space, then")) from None
-        raise UserError(_failure(folders, problem)) from None
-
-
-def _failure(folders: RunFolders, problem: str, advice: str = "") -> str:
-    try:
-        latest = checkpoints.latest_in(folders.latest) if os.path.isdir(folders.latest) else None
-    except UserError:
-        latest = None
-    if not latest:
-        return problem
-    return (f"{problem}; the last good checkpoint is {latest}"
-            + (f"; {advice} continue with: {folders.resume_command()}" if advice else ""))
-
-
-def _check_memory(config: Config, variables):
-    """Refuses a model whose weights, Adam moments, gradients and saved activations would not fit
-    in this machine's memory, before TensorFlow tries to allocate them."""
-    weights = sum(int(np.prod(v.shape.as_list())) for v in variables)
-    directions = 2 if config.bidirectional else 1
-    # The forward loop keeps 6 values per unit and step (4 gates, cell, output) for backprop.
-    activations = config.batch_size * 28 * directions * 6 * sum(config.hidden)
-    needed = 4 * (4 * weights + 3 * activations)  # float32
-    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if needed > available:
-        raise ConfigError(f"the model needs about {needed / 2 ** 30:.0f} GiB ({weights:,} weights, "
-                          f"times 4 with gradients and Adam's moments), more than this machine's "
-                          f"{available / 2 ** 30:.0f} GiB; choose smaller --hidden or --batch-size")
+        rows = read_csv(path)
+        history = [dict(row, epoch=int(row["epoch"]), elapsed_s=float(row["elapsed_s"]),
+                        validation_error=float(row["validation_error"])) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path}: damaged metrics file ({type(error).__name__}: "
+                        f"{str(error)[:100]}); restore it, or train the run again with "
+                        "--overwrite") from None
+    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)) or \
+            not all(math.isfinite(row["elapsed_s"]) and math.isfinite(row["validation_error"])
+                    for row in history):
+        raise UserError(f"{path}: damaged metrics file (epochs not 1, 2, 3... or a number not "
+                        "finite); restore it, or train the run again with --overwrite")
+    return history
 
 
 def _read_epoch_progress(path: str, step: int) -> Optional[PassSums]:

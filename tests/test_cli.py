@@ -74,13 +74,13 @@ def test_flags_make_the_config_they_name(argv, changes):
 
 @pytest.mark.parametrize("args,fragment", [
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--layers", "0"], "layers must be an integer >= 1"),
+    (["--layers", "0"], "layers must be an integer in 1..64"),
     (["--layers", "2", "--hidden", "64,32,16"], "hidden gives 3 sizes for 2 layers"),
     (["--hidden", "0"], "expected comma-separated positive integers"),
     (["--hidden", "abc"], "expected comma-separated positive integers"),
     (["--hidden=-8"], "expected comma-separated positive integers"),
     (["--layers", "2", "--hidden", "64,0"], "expected comma-separated positive integers"),
-    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--batch-size", "0"], "batch_size must be an integer in 1.."),
     (["--lr", "-1"], "learning rate must be > 0"),
     (["--dropout", "1"], "dropout is a drop probability in [0, 1)"),
     (["--dropout", "-0.1"], "dropout is a drop probability in [0, 1)"),

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import json
 
 import pytest
 
@@ -64,3 +65,48 @@ def test_bad_config_files_are_one_clear_error(tmp_path, document, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_config(str(path))
 
+
+
+@pytest.mark.parametrize("values,fragment", [
+    ({"hidden": [True]}, "hidden sizes must be integers in 1..65536, got [True]"),
+    ({"hidden": "16"}, "hidden must be a list of sizes, got '16'"),
+    ({"layers": True}, "layers must be an integer in 1..64, got True"),
+    ({"crop": "no"}, "crop must be true or false, got 'no'"),
+    ({"bidirectional": 1}, "bidirectional must be true or false, got 1"),
+    ({"hidden": [10 ** 30]}, "hidden sizes must be integers in 1..65536, got [1000000000000000"),
+    ({"head_hidden": 10 ** 400}, "head_hidden must be an integer in 1..65536, got 100000"),
+    ({"epochs": 10 ** 20}, "epochs must be an integer in 1..100000, got 100000000000000000000"),
+    ({"batch_size": 2.5}, "batch_size must be an integer in"),
+])
+def test_crafted_config_values_are_refused_by_name(tmp_path, values, fragment):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"config": values}))
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert str(refused.value).startswith(f"{path}: ") and fragment in str(refused.value)
+    assert len(str(refused.value)) < 300
+
+
+def test_config_files_are_read_with_limits(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"config": ' + "[" * 100000 + "]" * 100000 + "}")
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"config": {}, "padding": "' + "x" * 2 ** 21 + '"}')
+    os.mkfifo(tmp_path / "fifo.json")
+    os.symlink("/dev/zero", tmp_path / "zero.json")
+    for name, fragment in (("deep.json", "nested too deep"), ("huge.json", "larger than"),
+                           ("fifo.json", "not a regular file"), ("zero.json", "not a regular file"),
+                           ("missing.json", "cannot read config")):
+        with pytest.raises(ConfigError, match=fragment):
+            load_config(str(tmp_path / name))
+
+
+def test_a_model_too_big_for_memory_is_refused_from_its_config_alone():
+    from lstm_mnist.memory import check_memory, weight_count
+    assert weight_count(ModelConfig()) == 4 * 128 * (28 + 128 + 1) + 256 * 129 + 10 * 257
+    check_memory(Config(), 256, training=True)
+    huge = Config(hidden=(65536,), layers=1, head_hidden=65536)
+    with pytest.raises(ConfigError, match="the model needs about .* GiB .* more than this machine"):
+        check_memory(huge, 256, training=True)
+    with pytest.raises(ConfigError, match="more than this machine"):
+        check_memory(huge, 1000, training=False)

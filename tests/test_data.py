@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -108,3 +109,33 @@ def test_read_idx_rejects_a_file_shorter_than_its_header(tmp_path):
     path.write_bytes(b"\x00\x00\x08")
     with pytest.raises(DataError, match="shorter than the IDX header"):
         read_idx(str(path), ndim=1)
+
+
+def test_a_gzip_bomb_is_refused_without_decompressing_it_whole(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as stream:
+        stream.write(idx_bytes(np.zeros(10, np.uint8)))
+        for _ in range(32):
+            stream.write(bytes(2 ** 23))  # 256 MiB of zeros behind a 10-byte header
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="has trailing bytes"):
+            read_idx(str(path), 1)
+        assert tracemalloc.get_traced_memory()[1] < 2 ** 24  # the peak: far below 256 MiB
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_header_declaring_an_enormous_shape_is_refused_with_its_true_size(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3)
+    with pytest.raises(DataError, match=f"= {(2 ** 32 - 1) ** 3} bytes, more than"):
+        read_idx(str(path), 3)
+
+
+def test_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    for name in ("fifo", "folder"):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_idx(str(tmp_path / name), 1)

@@ -1,6 +1,8 @@
 """Image files to MNIST's form (lstm_mnist.images): inverting, cropping, scaling, centring,
 refusing what holds no digit or is too large."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -63,3 +65,11 @@ def test_to_mnist_inverts_crops_scales_and_centres_a_dark_stroke():
 def test_to_mnist_rejects_an_image_without_ink(colour):
     with pytest.raises(ImageError, match=r"is empty \(no digit found\)"):
         to_mnist(Image.new("L" if isinstance(colour, int) else "RGB", (40, 30), colour))
+
+
+def test_read_digit_refuses_a_fifo_or_a_folder_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "folder.png").mkdir()
+    for name in ("fifo.png", "folder.png"):
+        with pytest.raises(ImageError, match="not a regular file"):
+            read_digit(str(tmp_path / name))

@@ -112,7 +112,7 @@ def test_plot_script_writes_curves_png_by_default_and_rejects_a_run_without_metr
     with Image.open(output) as png:
         assert png.format == "PNG" and png.size == (1100, 450)
     # What the trainer calls at the end of a run: the same file, replaced in place.
-    output.write_bytes(b"an older plot")
+    output.write_bytes(output.read_bytes()[:200])  # an older picture, cut short by a crash
     plot_runs([str(tmp_path / "run")])
     with Image.open(output) as png:
         assert png.format == "PNG" and png.size == (1100, 450)
@@ -123,3 +123,26 @@ def test_plot_script_writes_curves_png_by_default_and_rejects_a_run_without_metr
     assert_one_line_error(missing, str(tmp_path / "empty-run" / "metrics.csv"),
                            "No such file or directory")
     assert missing.returncode == 2
+
+
+@pytest.mark.parametrize("target", ["run/metrics.csv", "notes.txt", "photo.png", "folder"])
+def test_plot_never_draws_over_a_file_it_did_not_draw(tmp_path, target):
+    _write_metrics(tmp_path / "run", 2, cropped=False, seed=0)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    result = run_script("plot.py", str(tmp_path / "run"), "--output", str(tmp_path / target))
+    assert_one_line_error(result, str(tmp_path / target), "not a picture this project drew")
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_run_names_that_matplotlib_would_read_as_markup_are_drawn_as_they_are(tmp_path):
+    errors = np.array([0.25, 0.1])
+    metrics = {"epoch": np.arange(1.0, 3.0), "train_error": errors, "validation_error": errors,
+               "train_loss": errors, "validation_loss": errors}
+    figure = curves_figure({"_hidden": metrics, "p$\\foo$": metrics})
+    figure.canvas.draw()  # mathtext would fail here on \foo
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["_hidden train", "_hidden validation", "p\\$\\foo\\$ train",
+                      "p\\$\\foo\\$ validation"]

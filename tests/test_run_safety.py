@@ -32,16 +32,16 @@ def _train(tmp_path, name="r", **changes):
                  checkpoint_dir=str(tmp_path / "ck"), echo=False)
 
 
-def _signal_at_measure(monkeypatch, call: int):
-    """Sends this process SIGTERM when the trainer measures a split for the `call`-th time
-    (1: epoch 1's validation; with one epoch, 2 and 3: the final test)."""
+def _signal_at_measure(monkeypatch, call: int, number=signal.SIGTERM):
+    """Sends this process signal `number` when the trainer measures a split for the `call`-th
+    time (1: epoch 1's validation; with one epoch, 2 and 3: the final test)."""
     calls = []
     measure = trainer_module.measure
 
     def measure_and_signal(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), number)
         return measure(*args, **kwargs)
     monkeypatch.setattr(trainer_module, "measure", measure_and_signal)
 
@@ -423,3 +423,180 @@ def test_sigterm_during_the_final_test_stops_it_and_resume_redoes_only_the_test(
     results = resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
     assert results["best_epoch"] == 1 and (logs / "results.json").exists()
     assert (logs / "metrics.csv").read_text() == metrics
+
+
+# 9. Runs started together (issue 25).
+
+@pytest.mark.slow
+def test_two_trainings_of_one_name_started_together_never_both_proceed(tmp_path):
+    folders = ["--logdir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
+    named = [start_script("train.py", *TINY_FLAGS, "--epochs", "1", "--run-name", "r", *folders)
+             for _ in range(2)]
+    unnamed = [start_script("train.py", *TINY_FLAGS, "--epochs", "1", *folders) for _ in range(2)]
+    results = [subprocess.CompletedProcess(p.args, p.wait(timeout=600), *p.communicate())
+               for p in named + unnamed]
+    assert sorted(result.returncode for result in results[:2]) == [0, 2], results
+    loser = next(result for result in results[:2] if result.returncode)
+    assert "already exists" in _one_line(loser)
+    assert json.loads((tmp_path / "logs" / "r" / "results.json").read_text())["run"] == "r"
+    assert [result.returncode for result in results[2:]] == [0, 0], results[2:]
+    runs = sorted(os.listdir(tmp_path / "logs"))
+    assert len(runs) == 3 and runs == sorted(os.listdir(tmp_path / "ck"))
+    for run in runs:
+        assert (tmp_path / "logs" / run / "results.json").exists(), run
+
+
+# 10. A run's files stay consistent at every kill point (issue 25).
+
+@pytest.mark.slow
+def test_a_best_checkpoint_lost_between_the_latest_and_best_saves_is_caught_up_on_resume(
+        tmp_path, monkeypatch):
+    # A learning rate too small to change the validation error: epoch 1 stays the best.
+    _signal_at_measure(monkeypatch, 1)
+    with pytest.raises(TrainingInterrupted):
+        _train(tmp_path, epochs=2, lr=1e-12, lr_schedule="constant")
+    monkeypatch.undo()
+    logs, ck = _folders(tmp_path)
+    shutil.rmtree(ck / "best")  # killed after epoch 1's latest save, before its best save
+    results = resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert results["best_epoch"] == 1
+    assert results["checkpoint"] == str(ck / "best" / "model-1")
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_run_whose_end_was_cut_short(tmp_path):
+    _train(tmp_path)
+    logs, ck = _folders(tmp_path)
+    results = json.loads((logs / "results.json").read_text())
+    (logs / "curves.png").unlink()  # killed at the picture's rename
+    log_lines = (logs / "train.log").read_text().splitlines(keepends=True)
+    (logs / "train.log").write_text("".join(log_lines[:-1]))  # before the "done" line
+    assert resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)["test_error"] == \
+        results["test_error"]
+    assert (logs / "curves.png").exists()
+    assert " done in " in (logs / "train.log").read_text().splitlines()[-1]
+    with pytest.raises(RunFinished):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+
+
+@pytest.mark.slow
+def test_resume_removes_the_temporaries_of_crashed_writes(tmp_path, monkeypatch):
+    _interrupted_run(tmp_path, monkeypatch)
+    logs, ck = _folders(tmp_path)
+    crashed = [logs / ".metrics.csv.k2x_9abq", logs / ".curves.png.aaaa1111",
+               ck / "latest" / "model-3.index.tempstate123", ck / "best" / "checkpoint.tmp0a1b"]
+    for path in crashed:
+        path.write_text("half")
+    (logs / "NOTES.txt").write_text("mine")
+    resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert [path for path in crashed if path.exists()] == []
+    assert (logs / "NOTES.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", [b"\x89PNG\x00\xff\xfe", b"epoch,elapsed_s\n1,2.0\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0,x\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0,0.5\x00\n",
+                                    b"epoch,elapsed_s,validation_error\n1,2.0\n",
+                                    b"epoch,elapsed_s,validation_error\n2,2.0,0.5\n"])
+@pytest.mark.slow
+def test_a_damaged_metrics_file_stops_resume_in_one_line_before_anything_is_written(
+        tmp_path, monkeypatch, damage):
+    _interrupted_run(tmp_path, monkeypatch)
+    logs, ck = _folders(tmp_path)
+    (logs / "metrics.csv").write_bytes(damage)
+    before = _snapshot(logs, ck)
+    with pytest.raises(UserError, match=f"{logs / 'metrics.csv'}: damaged metrics file"):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+    assert _snapshot(logs, ck) == before
+
+
+# 11. Every failure one line, every stop said (issue 25).
+
+@pytest.mark.slow
+def test_an_eval_report_is_written_whole_or_not_at_all(tiny_checkpoint, tmp_path):
+    report = tmp_path / "report"
+    (report / "confusion_matrix.csv").mkdir(parents=True)
+    result = run_script("eval.py", "--checkpoint", tiny_checkpoint, "--report", str(report))
+    assert str(report / "confusion_matrix.csv") in _one_line(result, "eval.py")
+    assert os.listdir(tmp_path) == ["report"] and os.listdir(report) == ["confusion_matrix.csv"]
+
+
+@pytest.mark.slow
+def test_a_signal_stops_eval_with_a_line_saying_why_and_leaves_no_report(
+        tiny_checkpoint, tmp_path):
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        process = start_script("eval.py", "--checkpoint", tiny_checkpoint, "--report",
+                               str(tmp_path / "report"))
+        time.sleep(2)  # past the handlers' installation, inside TensorFlow's import or the eval
+        process.send_signal(number)
+        stdout, stderr = process.communicate(timeout=120)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        line = _one_line(result, "eval.py")
+        assert line.startswith(f"eval.py: stopped: by {signal.Signals(number).name}"), line
+        assert process.returncode == 128 + number
+        assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sighup_stops_training_at_a_safe_point_like_sigterm(tmp_path, monkeypatch):
+    _signal_at_measure(monkeypatch, 1, signal.SIGHUP)
+    with pytest.raises(TrainingInterrupted, match="SIGHUP at step .* continue with: "):
+        _train(tmp_path, epochs=2)
+    monkeypatch.undo()
+    results = resume(str(_folders(tmp_path)[1]), logdir=str(tmp_path / "logs"), echo=False)
+    assert results["best_epoch"] in (1, 2)
+
+
+@pytest.mark.parametrize("state", ["folder", "fifo"])
+def test_a_checkpoint_state_file_that_is_not_a_file_is_one_line(tmp_path, state):
+    from lstm_mnist.checkpoints import saved_in
+    folder = tmp_path / "best"
+    folder.mkdir()
+    if state == "folder":
+        (folder / "checkpoint").mkdir()
+    else:
+        os.mkfifo(folder / "checkpoint")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        saved_in(str(folder))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_folder_deleted_during_training_is_one_line(tmp_path, monkeypatch):
+    measure = trainer_module.measure
+
+    def measure_after_deleting(*args, **kwargs):
+        shutil.rmtree(tmp_path / "ck" / "r")
+        return measure(*args, **kwargs)
+    monkeypatch.setattr(trainer_module, "measure", measure_after_deleting)
+    with pytest.raises(UserError, match="moved or deleted while the run trained|No such file"):
+        _train(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_hard_linked_copy_resumes_without_touching_the_original(tmp_path, monkeypatch):
+    _interrupted_run(tmp_path, monkeypatch)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for kind in ("logs", "ck"):
+        subprocess.run(["cp", "-al", str(tmp_path / kind), str(copy / kind)], check=True)
+    original = _snapshot(*_folders(tmp_path))
+    resume(str(copy / "ck" / "r"), logdir=str(copy / "logs"), echo=False)
+    assert _snapshot(*_folders(tmp_path)) == original
+
+
+@pytest.mark.parametrize("lost", ["metrics.csv", "best"])
+@pytest.mark.slow
+def test_resume_of_a_run_that_lost_its_metrics_or_best_before_the_final_test_is_one_line(
+        tmp_path, monkeypatch, lost):
+    _signal_at_measure(monkeypatch, 3)  # epoch 1 of 1 trained, stopped during the final test
+    with pytest.raises(TrainingInterrupted):
+        _train(tmp_path, lr=1e-12, lr_schedule="constant")
+    monkeypatch.undo()
+    logs, ck = _folders(tmp_path)
+    if lost == "best":  # epoch 1 ends at the latest checkpoint: resume saves it as best again
+        shutil.rmtree(ck / "best")
+        assert resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)["best_epoch"] == 1
+        return
+    (logs / "metrics.csv").unlink()
+    with pytest.raises(UserError, match="metrics.csv: records no epoch"):
+        resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
