@@ -18,9 +18,10 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   `checkpoints` (finding and restoring them inside the folder given), `report` (confusion matrix
   and worst errors), `explain` (a model's gates, cells and probabilities after every step),
   `evaluate` (a checkpoint measured on validation and test), `predict` (classifying and
-  explaining image files), `monitor` (log lines, TensorBoard streams, progress bar, divergence
-  checks), `lifecycle` (stop signals and one-line failures around a run),
-  `trainer` (the epoch loop).
+  explaining image files), `dashboard` (what TensorBoard shows beyond curves: the HParams
+  session, pictures, histograms, the config), `monitor` (log lines, TensorBoard streams,
+  progress bar, divergence checks), `lifecycle` (stop signals and one-line failures around a
+  run), `trainer` (the epoch loop).
 
 Importing the package, or a module that does not build graphs (config, memory, data, sequences,
 runs, files, plots, explain_figure, images, figures, cli), does not import TensorFlow.

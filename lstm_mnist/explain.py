@@ -79,7 +79,8 @@ def split_inputs(split: Split, indices: Sequence[int], config: Config,
 def file_inputs(paths: Sequence[str], config: Config,
                 crop_seed: Optional[int] = None) -> List[Union[Input, ImageError]]:
     """Image files brought into MNIST's form (`images.read_digit`); with `crop_seed`, file k is read
-    through crop k of `evaluation_crops` with that seed. A bad file gives its ImageError, in its place."""
+    through crop k of `evaluation_crops` with that seed. A bad file gives its ImageError, in its
+    place."""
     crops = _crops(len(paths), config, crop_seed)
     answers = []
     for index, path in enumerate(paths):

@@ -1,8 +1,12 @@
-"""The explain picture: how a model read one digit, drawn from an `explain.Explanation`.
+"""The explain pictures: how a model read digits, drawn from `explain.Explanation`s.
 
-One figure: the input as the LSTM read it, the class probabilities had the sequence ended after
-each step, the final prediction, and for every LSTM its three gates and its cell over the steps.
-Steps are numbered from 1, as a reader counts rows; units and pixels from 0, as arrays index.
+`explanation_figure` (explain.py's picture) is one matplotlib figure per digit: the input as the
+LSTM read it, the class probabilities had the sequence ended after each step, the final
+prediction, and for every LSTM its three gates and its cell over the steps. Steps are numbered
+from 1, as a reader counts rows; units and pixels from 0, as arrays index.
+
+`reading_picture` is the small version TensorBoard shows after every epoch, several digits in
+one image drawn pixel by pixel, cheap enough to make while training.
 """
 
 from typing import Dict, List
@@ -13,6 +17,8 @@ from lstm_mnist.figures import new_figure
 from lstm_mnist.sequences import PIXELS_PER_STEP
 
 GATES = ("input_gate", "forget_gate", "output_gate")
+READING_SCALE = 3  # screen pixels per pixel of the reading picture
+WHITE, GREY, BLUE = np.array([1.0, 1.0, 1.0]), np.array([0.6, 0.6, 0.6]), np.array([0.1, 0.3, 0.7])
 BACKWARD = ", backward"  # in the names of backward LSTMs (Explanation.lstms), read from the end
 
 
@@ -139,3 +145,51 @@ def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
 
 def _step_ticks(steps: int) -> List[int]:
     return [1] + list(range(5, steps + 1, 5)) + ([steps] if steps % 5 else [])
+
+
+def reading_picture(explanations) -> np.ndarray:
+    """How a model read several digits, one row each: the pixels it read, one step per line; the
+    probability of each digit had the sequence ended after each step (the darker, the more
+    probable; left blank for a bidirectional model, which has none); the final probabilities as
+    ten bars, the predicted digit's blue.
+
+    Returns:
+      uint8 RGB `[height, width, 3]`.
+    """
+    rows = []
+    for explanation in explanations:
+        digits = len(explanation.probabilities)
+        height = max(PIXELS_PER_STEP, len(explanation.sequence))
+        pixels = _shade(_padded(explanation.sequence, height), WHITE, np.zeros(3))
+        steps = np.zeros((height, digits)) if explanation.step_probabilities is None \
+            else _padded(explanation.step_probabilities, height)
+        bar_heights = np.round(explanation.probabilities * height).astype(int)
+        bars = np.arange(height)[::-1, None] < bar_heights[None, :]
+        bar_colour = np.where(np.arange(digits) == explanation.digit, 1.0, 0.5)
+        panels = [pixels, _shade(steps, WHITE, BLUE), _shade(bars * bar_colour, WHITE, BLUE)]
+        # A digit's column three pixels wide: as wide as it is tall, a probability is legible.
+        rows.append(_side_by_side([pixels] + [np.repeat(panel, 3, axis=1) for panel in panels[1:]],
+                                  axis=1))
+    picture = _side_by_side(rows, axis=0)
+    picture = np.kron(picture, np.ones((READING_SCALE, READING_SCALE, 1)))
+    return np.round(255 * picture).astype(np.uint8)
+
+
+def _padded(values: np.ndarray, height: int) -> np.ndarray:
+    """`[steps, width]` values with zero rows added below, to `height` rows."""
+    return np.pad(values, ((0, height - len(values)), (0, 0)))
+
+
+def _shade(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """`[h, w]` values in [0, 1] as RGB `[h, w, 3]`, from colour `low` at 0 to `high` at 1."""
+    return low + np.clip(values, 0.0, 1.0)[..., None] * (high - low)
+
+
+def _side_by_side(panels: List[np.ndarray], axis: int) -> np.ndarray:
+    """RGB panels joined along `axis` with a grey line of one pixel between them."""
+    joined = [panels[0]]
+    for panel in panels[1:]:
+        line_shape = list(panel.shape)
+        line_shape[axis] = 1
+        joined += [np.broadcast_to(GREY, line_shape), panel]
+    return np.concatenate(joined, axis=axis)

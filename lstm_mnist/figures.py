@@ -33,13 +33,19 @@ def save_figure(figure, path: str):
     an image over an older one. It replaces only a picture matplotlib drew (`check_replaceable`).
     """
     check_replaceable(path)
-    png = io.BytesIO()
-    figure.savefig(png, format="png")
+    png = figure_png(figure)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_atomic(path, png.getvalue())
+        write_atomic(path, png)
     except OSError as error:
         raise UserError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def figure_png(figure) -> bytes:
+    """`figure` as PNG bytes, of exactly its size in pixels."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    return png.getvalue()
 
 
 def check_replaceable(path: str):

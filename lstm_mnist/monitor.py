@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import threading
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 from tqdm import tqdm
 
@@ -19,6 +19,8 @@ from lstm_mnist.tf1 import tf
 
 PROGRESS_EVERY = 20  # steps between refreshes of the progress bar's running loss and accuracy
 EPOCH_TAGS = ("loss", "error", "accuracy")  # the same in every stream, so the curves overlay
+# The run's own folder: its HParams session (`dashboard`), pictures, histograms and results.
+RUN_STREAM = ""
 
 
 class TrainingDiverged(UserError):
@@ -51,7 +53,7 @@ class RunLog:
 
 class Summaries:
     """The run's TensorBoard streams: `train`, `validation` (and `validation_cropped` in crop mode)
-    with the same epoch tags, and `steps` with per-step diagnostics.
+    with the same epoch tags, `steps` with per-step diagnostics, and RUN_STREAM.
 
     TensorFlow's FileWriter flushes from a thread of its own, so a write error there (a full disk)
     would only print a traceback and lose events. While open, such errors are caught and raised in
@@ -66,13 +68,17 @@ class Summaries:
         self._previous_hook = threading.excepthook
         threading.excepthook = self._catch_writer_error
         tf.get_logger().addFilter(self._drop_writer_error)
-        streams = ["train", "validation", "steps"] + (["validation_cropped"] if crop else [])
+        streams = [RUN_STREAM, "train", "validation", "steps"] + (
+            ["validation_cropped"] if crop else [])
         self.writers = {name: tf.summary.FileWriter(folders.events(name),
                                                     graph if name == "train" else None)
                         for name in streams}
         if restart_step is not None:
+            # TensorBoard drops the events at and after a START's step: one step on, so that the
+            # summaries of the restored checkpoint's own step stay.
             for writer in self.writers.values():
-                writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), restart_step)
+                writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START),
+                                       restart_step + 1)
 
     def step(self, step: int, values: Dict[str, float]):
         self._write("steps", step, {"step/" + key: value for key, value in values.items()
@@ -84,6 +90,16 @@ class Summaries:
             if "loss" + suffix in validated:
                 self._write("validation" + suffix, step,
                             {tag: validated[tag + suffix] for tag in EPOCH_TAGS})
+
+    def results(self, step: int, values: Dict[str, float]):
+        """The run's results so far (the HParams dashboard's metrics), into RUN_STREAM."""
+        self._write(RUN_STREAM, step, values)
+
+    def add(self, step: int, summaries: Iterable[bytes]):
+        """Serialized summaries (`dashboard`'s) into RUN_STREAM."""
+        self.raise_failure()
+        for summary in summaries:
+            self.writers[RUN_STREAM].add_summary(summary, step)
 
     def _write(self, stream: str, step: int, values: Dict[str, float]):
         self.raise_failure()

@@ -69,7 +69,8 @@ def run_pass(session: tf.Session, model: Model, minibatches: Iterable, sums: Pas
 
     Yields:
       After each batch (once `sums` has counted it), `{"loss", "accuracy", "examples"}` and, when
-      training, `"global_step", "grad_norm", "learning_rate"` and `"grad_norm/<variable>"`.
+      training, `"global_step", "grad_norm", "learning_rate"` and `"grad_norm/<variable>"`, else
+      `"predictions"` (the batch's predicted digits).
     """
     fetches = {"loss": model.loss, "num_correct": model.num_correct}
     feed_dropout = model.training_feed() if train else {}
@@ -78,6 +79,8 @@ def run_pass(session: tf.Session, model: Model, minibatches: Iterable, sums: Pas
                        grad_norm=model.grad_norm, learning_rate=model.learning_rate)
         if step_details:
             fetches.update({"grad_norm/" + name: norm for name, norm in model.grad_norms.items()})
+    else:
+        fetches["predictions"] = model.predictions
     for inputs, lengths, labels in minibatches:
         values = session.run(fetches, {model.inputs: inputs, model.lengths: lengths,
                                        model.labels: labels, **feed_dropout})
@@ -85,20 +88,22 @@ def run_pass(session: tf.Session, model: Model, minibatches: Iterable, sums: Pas
         correct = int(values.pop("num_correct"))
         sums.add(float(values["loss"]), correct, len(labels),
                  float(values["grad_norm"]) if train else None)
-        step = {key: float(value) for key, value in values.items()}
+        step = {key: value if key == "predictions" else float(value)
+                for key, value in values.items()}
         step.update(accuracy=correct / len(labels), examples=len(labels))
         if train:
             step["global_step"] = int(values["global_step"])
         yield step
 
 
-def measure(session: tf.Session, model: Model, split: Split,
-            crop_seed: Optional[int] = None) -> Dict[str, float]:
+def measure(session: tf.Session, model: Model, split: Split, crop_seed: Optional[int] = None,
+            predictions: Optional[List[np.ndarray]] = None) -> Dict[str, float]:
     """Loss, error and accuracy over every example of `split`, with dropout off.
 
     In crop mode the split is measured twice: on full images (keys `loss`, `error`, `accuracy`) and
     on crops drawn from `crop_seed` (default: the config's), the same crops at every call (keys
-    with the suffix `_cropped`).
+    with the suffix `_cropped`). A list given as `predictions` gets the predicted digits of the
+    full images, batch by batch, in order.
     """
     config = model.config
     variants = [("", None)]
@@ -109,9 +114,10 @@ def measure(session: tf.Session, model: Model, split: Split,
     results = {}
     for suffix, crops in variants:
         sums = PassSums()
-        for _ in run_pass(session, model, batches(split.images, split.labels, EVAL_BATCH_SIZE,
-                                                  crops=crops), sums):
-            pass
+        for step in run_pass(session, model, batches(split.images, split.labels, EVAL_BATCH_SIZE,
+                                                     crops=crops), sums):
+            if predictions is not None and crops is None:
+                predictions.append(step["predictions"])
         result = sums.result()
         results.update({"loss" + suffix: result.loss, "error" + suffix: result.error,
                         "accuracy" + suffix: result.accuracy})

@@ -96,7 +96,7 @@ def write_report(folder: str, images: np.ndarray, labels: np.ndarray,
     paths = [os.path.join(folder, name) for name in (CONFUSION_CSV, CONFUSION_PNG,
                                                      WORST_ERRORS_PNG)]
     write_atomic(paths[0], _confusion_csv(matrix))
-    save_figure(_confusion_figure(matrix), paths[1])
+    save_figure(confusion_figure(matrix), paths[1])
     save_figure(_worst_errors_figure(images, labels, probabilities,
                                      worst_errors(labels, probabilities, WORST_COUNT)), paths[2])
     return paths
@@ -112,7 +112,7 @@ def _confusion_csv(matrix: np.ndarray) -> str:
     return buffer.getvalue()
 
 
-def _confusion_figure(matrix: np.ndarray):
+def confusion_figure(matrix: np.ndarray):
     """A heatmap of `matrix` [10, 10] with every count written in its cell."""
     figure = new_figure(6.5, 6)
     axes = figure.subplots()

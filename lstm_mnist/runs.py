@@ -48,6 +48,7 @@ LOG_TREE: Dict[str, Optional[dict]] = {
     **{re.escape(name): None for name in (CONFIG_FILE, METRICS_FILE, RESULTS_FILE, "train.log",
                                           "curves.png", LOCK_FILE)},
     ATOMIC_TEMPORARY: None,
+    **{pattern: None for pattern in EVENT_FILES},  # the run's own stream (monitor.RUN_STREAM)
     "|".join(EVENT_STREAMS): {pattern: None for pattern in EVENT_FILES}}
 CHECKPOINT_TREE: Dict[str, Optional[dict]] = {
     re.escape(CONFIG_FILE): None, re.escape(LOCK_FILE): None, ATOMIC_TEMPORARY: None,

@@ -21,10 +21,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from lstm_mnist import checkpoints
+from lstm_mnist import checkpoints, dashboard
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
+from lstm_mnist.explain import Tracer, split_inputs
+from lstm_mnist.figures import figure_png
 from lstm_mnist.files import read_csv, read_json, write_csv, write_json
 from lstm_mnist.lifecycle import StopRequest, TrainingInterrupted, one_line_errors
 from lstm_mnist.memory import check_memory
@@ -32,6 +34,7 @@ from lstm_mnist.model import Model
 from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
+from lstm_mnist.report import confusion_figure, confusion_matrix
 from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
@@ -52,7 +55,8 @@ class RunFinished(UserError):
 
 def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
           checkpoint_dir: str = "checkpoints", data_dir: Optional[str] = None,
-          overwrite: bool = False, echo: bool = True, progress: bool = False) -> Dict[str, object]:
+          overwrite: bool = False, echo: bool = True, progress: bool = False,
+          pictures: bool = True) -> Dict[str, object]:
     """Trains a new model, validating every epoch, and tests the best checkpoint at the end.
 
     Every check (config, data, folders, memory) runs before the first folder is created or, with
@@ -67,6 +71,9 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       overwrite: replace an existing run of the same name (only a run folder, never another).
       echo: also print the log lines to stdout.
       progress: show a progress bar during each epoch.
+      pictures: also show in TensorBoard, every epoch, how the model reads a handful of
+        validation digits and histograms of its weights and gates, and at the end the test
+        confusion matrix.
 
     Returns:
       The contents of `results.json`: best epoch, validation and test metrics, checkpoint prefix.
@@ -80,7 +87,7 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
                                checkpoint_dir)
     mnist = load_mnist(data_dir)
     folders.check_new(overwrite, unique=run_name is None)
-    with one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
+    with one_line_errors(folders), Trainer(config, folders, mnist, pictures) as trainer:
         trainer.session.run(trainer.initialize)
         with folders.claim(overwrite, unique=run_name is None):
             try:
@@ -96,15 +103,15 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
 
 
 def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional[str] = None,
-           changes: Optional[dict] = None, echo: bool = True,
-           progress: bool = False) -> Dict[str, object]:
+           changes: Optional[dict] = None, echo: bool = True, progress: bool = False,
+           pictures: bool = True) -> Dict[str, object]:
     """Continues a run from its latest checkpoint, with its saved config.
 
     Args:
       checkpoint_dir: the run's checkpoint folder (`checkpoints/<run>`).
       logdir: parent folder of the run's logs (default: `logs`); its config.json must be the
         checkpoint folder's, or the run is refused.
-      data_dir, echo, progress: as for `train`.
+      data_dir, echo, progress, pictures: as for `train`.
       changes: hyperparameters given again on the command line; any that differs from the saved
         config is an error.
 
@@ -130,7 +137,7 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
     folders.check_resumable()
     mnist = load_mnist(data_dir)
     with one_line_errors(folders), RunLock(folders.both, folders.name), \
-            Trainer(config, folders, mnist) as trainer:
+            Trainer(config, folders, mnist, pictures) as trainer:
         latest = checkpoints.latest_in(folders.latest)
         if latest:
             trainer.restore(latest)
@@ -147,9 +154,10 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
 class Trainer:
     """One run's graph and session, and its epoch loop."""
 
-    def __init__(self, config: Config, folders: RunFolders, mnist: MNIST):
+    def __init__(self, config: Config, folders: RunFolders, mnist: MNIST, pictures: bool = True):
         """Builds the graph and its session; raises UserError, before anything is written, if the
-        config does not fit the data or the model cannot fit in memory."""
+        config does not fit the data or the model cannot fit in memory. With `pictures`, the graph
+        also traces how the model reads a digit (`explain.Tracer`) for TensorBoard."""
         self.config, self.folders, self.mnist = config, folders, mnist
         if config.train_subset > len(mnist.train):
             raise ConfigError(f"--train-subset {config.train_subset} is larger than the training "
@@ -166,6 +174,7 @@ class Trainer:
             self.best_saver = checkpoints.saver(self.model.model_variables)
             self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
                                                  for v in self.model.model_variables])
+            self.tracer = Tracer(self.model) if pictures else None
             self.initialize = tf.global_variables_initializer()
             self.graph.finalize()  # an op added by mistake inside the epoch loop would fail loudly
         self.session = tf.Session(graph=self.graph, config=session_config())
@@ -205,6 +214,7 @@ class Trainer:
             else:
                 log("run %s: training %d examples, validating on %d; config %s", folders.name,
                     len(self.train_split), len(self.mnist.validation), config.to_dict())
+                summaries.add(0, dashboard.session_start(config) + [dashboard.config_text(config)])
             started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
             try:
                 for epoch in range(first_epoch, config.epochs + 1):
@@ -219,7 +229,7 @@ class Trainer:
                 raise TrainingDiverged(f"{diverged}. " + (
                     f"The last good checkpoint stays the latest: {latest}" if latest
                     else "No checkpoint had been saved yet")) from None
-            return self._final_test(history, time.time() - started, log)
+            return self._final_test(history, time.time() - started, log, summaries)
 
     def _train_epoch(self, epoch: int, summaries: Summaries, progress: bool) -> PassResult:
         """One pass over the shuffled training split, from where an interrupted run stopped."""
@@ -265,12 +275,18 @@ class Trainer:
         improved = validated["error"] < min((r["validation_error"] for r in history),
                                             default=math.inf)
         history.append(row)
+        best = min(history, key=lambda r: r["validation_error"])
         self._check_weights(f"at the end of epoch {epoch}")
         # Metrics first, then latest, then best: a crash in between leaves a row the resumed run
         # drops and redoes, or a best behind latest that it catches up (`_reconcile_best`),
         # never a checkpoint without its row nor a best ahead of latest.
         write_csv(self.folders.metrics, history)
         summaries.epoch(self.step, trained, validated)
+        summaries.results(self.step, {"best_" + key: best[key] for key in
+                                      ("validation_error", "validation_error_cropped")
+                                      if key in best})
+        if self.tracer:
+            summaries.add(self.step, self._reading_summaries())
         self._save_latest()
         if improved:
             self._save_best(epoch)
@@ -280,7 +296,19 @@ class Trainer:
             f" (cropped {100 * validated['error_cropped']:.2f}%)" if config.crop else "",
             row["grad_norm_mean"], row["grad_norm_max"], "  *best*" if improved else "")
 
-    def _final_test(self, history: List[dict], elapsed: float, log: RunLog) -> Dict[str, object]:
+    def _reading_summaries(self) -> List[bytes]:
+        """How the model reads the first validation image of each digit, and its weights."""
+        labels = self.mnist.validation.labels
+        handful = [int(np.flatnonzero(labels == digit)[0]) for digit in np.unique(labels)]
+        inputs = split_inputs(self.mnist.validation, handful, self.config, split_name="validation")
+        directions = ("fw", "bw") if self.config.bidirectional else ("fw",)
+        names = [f"layer_{k}/{d}" for k in range(self.config.layers) for d in directions]
+        weights = self.session.run({v.op.name: v for v in self.model.model_variables})
+        return dashboard.reading_summaries(self.tracer.explain(self.session, inputs), names,
+                                           weights)
+
+    def _final_test(self, history: List[dict], elapsed: float, log: RunLog,
+                    summaries: Summaries) -> Dict[str, object]:
         """Measures the best checkpoint on validation and, once per run, on test."""
         folders = self.folders
         if not history:
@@ -297,9 +325,19 @@ class Trainer:
         with self.stop.at_once("during the final test: training is complete; measure the best "
                                f"checkpoint with python scripts/eval.py --checkpoint "
                                f"{os.path.abspath(folders.checkpoints)}, or rerun the test"):
+            predictions = []
             for split_name in ("validation", "test"):
-                measured = measure(self.session, self.model, getattr(self.mnist, split_name))
+                measured = measure(self.session, self.model, getattr(self.mnist, split_name),
+                                   predictions=predictions if split_name == "test" else None)
                 results.update({f"{split_name}_{k}": v for k, v in measured.items()})
+        summaries.results(self.step, {key: results[key] for key in
+                                      ("test_accuracy", "test_error", "test_error_cropped")
+                                      if key in results})
+        if self.tracer:
+            matrix = confusion_matrix(self.mnist.test.labels, np.concatenate(predictions))
+            summaries.add(self.step, [dashboard.png_image(dashboard.CONFUSION_TAG,
+                                                          figure_png(confusion_figure(matrix)))])
+        summaries.add(self.step, [dashboard.session_end()])
         # The picture, then the results, then the line that ends the log: `_ended` knows a run
         # whose end was cut short, and --resume finishes it.
         plot_runs([folders.logs], folders.curves)

@@ -31,6 +31,10 @@ def main(argv):
     run.add_argument("--resume", metavar="CHECKPOINT_DIR",
                      help="continue the run in this checkpoint folder (checkpoints/<run>) from its "
                           "latest checkpoint, with its saved config; logs go on in --logdir/<run>")
+    run.add_argument("--no-pictures", action="store_true",
+                     help="leave out TensorBoard's pictures and histograms: each epoch's reading of "
+                          "ten validation digits, the weights' and gates' histograms, and the test "
+                          "confusion matrix at the end")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bar, only one line per epoch (also when not on a terminal)")
     args = parser.parse_args(argv)
@@ -41,13 +45,13 @@ def main(argv):
         changes = cli.config_changes(args)
         from lstm_mnist.trainer import resume  # imports TensorFlow: flags first
         resume(args.resume, logdir=args.logdir, data_dir=args.data_dir, changes=changes,
-               progress=progress)
+               progress=progress, pictures=not args.no_pictures)
         return
     config = cli.config_from_args(args)
     from lstm_mnist.trainer import train  # imports TensorFlow: flags first
     train(config, run_name=args.run_name, logdir=args.logdir,
           checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir, overwrite=args.overwrite,
-          progress=progress)
+          progress=progress, pictures=not args.no_pictures)
 
 
 if __name__ == "__main__":
