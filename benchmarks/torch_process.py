@@ -41,7 +41,7 @@ class TorchCandidate:
     def __init__(self, threads: int, steps_per_epoch: int):
         # PyTorch runs with the OpenMP wait policy its users get (unless the environment sets
         # one): on an idle machine its threads spin briefly between parallel regions, which
-        # PASSIVE (sleep at once) would slow by ~1.5x; on a busy machine the spinning threads hold
+        # PASSIVE (sleep at once) would slow down; on a busy machine the spinning threads hold
         # the cores their partners need, and OMP_WAIT_POLICY=PASSIVE python scripts/bench.py keeps
         # the reference from collapsing (docs/performance.md).
         self._stderr = tempfile.TemporaryFile("w+")

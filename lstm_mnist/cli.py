@@ -16,17 +16,19 @@ from lstm_mnist.errors import VERBOSE_VARIABLE, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with `--verbose` on every script; a bad flag is one line on stderr and exit 2."""
+    """argparse with `--verbose` on every script that loads TensorFlow; a bad flag is one line on
+    stderr and exit 2."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, uses_tensorflow: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.add_argument("--verbose", action="store_true",
-                          help="also show TensorFlow's own start-up and deprecation messages "
-                               f"(as {VERBOSE_VARIABLE}=1 does)")
+        if uses_tensorflow:
+            self.add_argument("--verbose", action="store_true",
+                              help="also show TensorFlow's own start-up and deprecation messages "
+                                   f"(as {VERBOSE_VARIABLE}=1 does)")
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
-        if parsed.verbose:
+        if getattr(parsed, "verbose", False):
             os.environ[VERBOSE_VARIABLE] = "1"  # read by lstm_mnist.tf1 when TensorFlow loads
         return parsed
 

@@ -137,10 +137,9 @@ class Config(ModelConfig):
     train_subset: int = setting(0, "data", "train on the first N training images only, for a "
                                            "quick try; 0 means all 55000")
 
-    # 10 epochs of 256 at 5e-3: the best mean validation error (0.84%, seeds 0 and 1) of the
-    # schedules that finish in 90 s on two cores, chosen side by side with 8 or 10 epochs at 4e-3
-    # and 12 epochs of 512 (docs/runs/part1-short-schedules). A longer recipe for the best accuracy
-    # is in README.md.
+    # 10 epochs of 256 at 5e-3: the best mean validation error, over two seeds, of the schedules
+    # that finish in 90 s on two cores (docs/results.md, docs/runs/part1-short-schedules). A longer
+    # recipe for the best accuracy is in docs/results.md.
     epochs: int = setting(10, "optimisation", "passes over the training set")
     batch_size: int = setting(256, "optimisation", "examples per minibatch")
     lr: float = setting(5e-3, "optimisation", "Adam learning rate, the peak of the schedule")

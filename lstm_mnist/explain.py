@@ -8,7 +8,8 @@ the sequence ended at t; the last step's is the Model's prediction. A bidirectio
 backward LSTM has already read the whole sequence at every step, so it gets no per-step
 probabilities, only its gates and its final prediction.
 
-Steps are numbered from 1, as a reader counts rows: step t has read t steps (rows) of the input.
+Steps, layers and pixels are numbered from 1, as a reader counts rows: step t has read t steps
+(rows) of the input.
 """
 
 import os
@@ -118,7 +119,7 @@ class Explanation(NamedTuple):
       probabilities: float32 `[10]`, the Model's prediction.
       step_probabilities: float32 `[steps, 10]`, the head applied to the top layer's output after
         each step (row t-1 after step t); None for a bidirectional model.
-      lstms: `{"layer 0 (reads the pixels)", or "layer 0, forward (...)" and "layer 0, backward
+      lstms: `{"layer 1 (reads the pixels)", or "layer 1, forward (...)" and "layer 1, backward
         (...)": {field: [steps, hidden]}}` with the LSTMTrace fields, bottom layer first.
     """
 
@@ -216,7 +217,7 @@ class Tracer:
                 roles = (["reads the pixels"] if layer == 0 else []) + (
                     ["feeds the classifier"] if layer == len(layers) - 1 else [])
                 for direction, traced in zip(DIRECTIONS, directions):
-                    name = f"layer {layer}" + ("" if len(directions) == 1 else
+                    name = f"layer {layer + 1}" + ("" if len(directions) == 1 else
                                                {"fw": ", forward", "bw": BACKWARD}[direction])
                     lstms[f"{name} ({', '.join(roles)})"] = {
                         field: getattr(traced, field)[:length, k] for field in LSTMTrace._fields}

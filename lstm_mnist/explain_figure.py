@@ -3,7 +3,7 @@
 `explanation_figure` (explain.py's picture) is one matplotlib figure per digit: the input as the
 LSTM read it, the class probabilities had the sequence ended after each step, the final
 prediction, and for every LSTM its three gates and its cell over the steps. Steps are numbered
-from 1, as a reader counts rows; units and pixels from 0, as arrays index.
+from 1, as a reader counts rows, and so are layers and pixels; units are sorted, not numbered.
 
 `reading_picture` is the small version TensorBoard shows after every epoch, several digits in
 one image drawn pixel by pixel, cheap enough to make while training.
@@ -65,15 +65,15 @@ def _draw_input_and_probabilities(figure, explanation):
 
     step_ticks = _step_ticks(steps)
     sequence_axes.imshow(explanation.sequence, cmap="gray_r", vmin=0, vmax=1, aspect="auto",
-                         extent=(-0.5, PIXELS_PER_STEP - 0.5, steps + 0.5, 0.5))
+                         extent=(0.5, PIXELS_PER_STEP + 0.5, steps + 0.5, 0.5))
     sequence_axes.set(title=sequence_title, xlabel="pixel", ylabel="step", yticks=step_ticks,
-                      xticks=[0, PIXELS_PER_STEP - 1])
+                      xticks=[1, PIXELS_PER_STEP])
     if settled is not None:
         # The line sits above the row of step `settled`: from that step on the answer is fixed.
         for axes in (sequence_axes, steps_axes):
             axes.axhline(settled - 0.5, color="tab:red", linewidth=1.5, linestyle="--")
         sequence_axes.annotate(f"from step {settled} on,\nthe answer stays {explanation.digit}",
-                               (PIXELS_PER_STEP - 0.5, settled - 0.5), xytext=(4, 0),
+                               (PIXELS_PER_STEP + 0.5, settled - 0.5), xytext=(4, 0),
                                textcoords="offset points", color="tab:red", fontsize=9,
                                va="center", annotation_clip=False)
 
@@ -134,13 +134,17 @@ def _draw_lstm(figure, name: str, values: Dict[str, np.ndarray]):
                                   aspect="auto", extent=extent, interpolation="nearest")
     panels[3].set_title("cell state c: the LSTM's memory", fontsize=10)
     for axes in panels:
-        axes.set(xlabel="step", xticks=_step_ticks(steps))
-    panels[0].set_ylabel(f"unit ({units}), sorted by its\ncell value after reading")
+        axes.set(xlabel="step", xticks=_step_ticks(steps), yticks=[])
+    panels[0].set_ylabel(f"{units} units, sorted by their\ncell value after reading")
     figure.colorbar(gate_image, ax=panels[:3].tolist(), label="gate value (0 closed, 1 open)",
                     shrink=0.9, pad=0.01)
     figure.colorbar(cell_image, ax=panels[3], label="cell value", shrink=0.9)
     reading = f": reads from step {steps} back to step 1" if backward else ""
     figure.suptitle(f"LSTM {name}{reading}", fontsize=12, fontweight="bold", x=0.02, ha="left")
+    figure.supxlabel("What to look for: units whose forget gate stays near 1 (yellow) carry a "
+                     "memory across many rows; the input gate opens where the strokes that matter "
+                     "are written; cells that change colour at a row are what that row taught "
+                     "the LSTM", fontsize=9, x=0.02, ha="left")
 
 
 def _step_ticks(steps: int) -> List[int]:

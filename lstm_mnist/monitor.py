@@ -45,6 +45,10 @@ class RunLog:
     def __call__(self, message: str, *args):
         self._log.info(message, *args)
 
+    def file_only(self, message: str, *args):
+        """A line for train.log alone, not echoed: one the script prints anyway (its error)."""
+        self._log.info(message, *args, extra={"file_only": True})
+
     def close(self):
         for handler in list(self._log.handlers):
             handler.close()
@@ -158,7 +162,7 @@ def records(folders: RunFolders, crop: bool, echo: bool, graph: Optional[tf.Grap
         summaries.close(quiet=True)
         if isinstance(error, UserError):
             with contextlib.suppress(OSError):  # e.g. a full disk: the terminal says it anyway
-                log("%s", error)
+                log.file_only("%s", error)
         log.close()
         raise
     summaries.close()
@@ -204,4 +208,5 @@ class _EchoHandler(logging.StreamHandler):
     """Prints log lines above a progress bar, if one is showing, instead of through it."""
 
     def emit(self, record):
-        tqdm.write(self.format(record), file=self.stream)
+        if not getattr(record, "file_only", False):
+            tqdm.write(self.format(record), file=self.stream)

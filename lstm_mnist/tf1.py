@@ -101,9 +101,8 @@ def _warn_about_rival_wheels():
 
 # TensorFlow's default CPU allocator takes every tensor from malloc and gives it back when the op
 # that used it is done: thousands of small tensors per training step. Its BFC allocator (the one it
-# uses on GPUs) keeps freed blocks for reuse: 1.04x faster part1 training, 1.02x part2
-# (docs/performance.md). Read when TensorFlow creates its CPU device, so set before the import; a
-# value the user set stays.
+# uses on GPUs) keeps freed blocks for reuse, which trains faster (docs/performance.md). Read when
+# TensorFlow creates its CPU device, so set before the import; a value the user set stays.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 tf = _import_tf1() if verbose() else _import_quietly()
 _warn_about_rival_wheels()
@@ -114,8 +113,8 @@ def session_config() -> tf.ConfigProto:
 
     One thread per op, as many ops at once as there are cores: the graph is thousands of small ops
     (128 x 512 matrices), and splitting each over threads costs more in synchronisation than it
-    gains (docs/performance.md: 1.19x more training examples/s for 1 x 128 than TensorFlow's
-    default of splitting every op over all cores). The two directions of a bidirectional layer and
-    the layers of a deep stack already keep the cores busy side by side.
+    gains (docs/performance.md compares it with TensorFlow's default of splitting every op over
+    all cores). The two directions of a bidirectional layer and the layers of a deep stack already
+    keep the cores busy side by side.
     """
     return tf.ConfigProto(intra_op_parallelism_threads=1)

@@ -15,7 +15,7 @@ from lstm_mnist.plots import default_output, plot_runs  # noqa: E402
 
 def main(argv):
     parser = cli.ArgumentParser(
-        prog="plot.py", description="Draw the train and validation error and loss per epoch of "
+        prog="plot.py", uses_tensorflow=False, description="Draw the train and validation error and loss per epoch of "
         "one or more runs (and the cropped validation curve of --crop runs), read from each run's "
         "metrics.csv, overlaid in one PNG with a legend naming each run.")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR",

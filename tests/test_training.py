@@ -150,3 +150,24 @@ def test_progress_bar_goes_to_the_terminal_not_into_the_log(tmp_path, capsys):
     log = (tmp_path / "logs" / "bar" / "train.log").read_text()
     assert "\r" not in log and "ex/s" not in log
     assert all(line[:4].isdigit() for line in log.splitlines())
+
+
+def test_a_stopped_run_says_why_once_on_the_terminal_and_in_its_log(tmp_path, capsys,
+                                                                     monkeypatch):
+    from lstm_mnist.lifecycle import TrainingInterrupted
+    from lstm_mnist.trainer import Trainer, train
+    end_epoch = Trainer._end_epoch
+
+    def stop_after_the_epoch(self, epoch, *args):
+        end_epoch(self, epoch, *args)
+        self.stop.requested = "SIGTERM"
+
+    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_the_epoch)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(tiny_config(epochs=2), run_name="run", logdir=str(tmp_path / "logs"),
+              checkpoint_dir=str(tmp_path / "ck"), pictures=False)
+    printed = capsys.readouterr().out
+    # The script prints the stop as its error line; the echoed log must not say it again.
+    assert "epoch 1/2" in printed and "SIGTERM" not in printed
+    assert str(stopped.value) in (tmp_path / "logs" / "run" / "train.log").read_text()
+
