@@ -9,7 +9,7 @@ setup(
     packages=find_packages(include=["lstm_mnist", "lstm_mnist.*"]),
     # The verified MNIST copy ships with the package: training needs no network.
     package_data={"lstm_mnist": ["mnist/*"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     # TensorFlow comes in through one extra, `cpu` or `gpu`: the two wheels hold the same files and
     # must never both land in one environment (see README, "Installing").
     install_requires=[
