@@ -11,7 +11,7 @@ setup(
     package_data={"lstm_mnist": ["mnist/*"]},
     python_requires=">=3.10",
     # TensorFlow comes in through one extra, `cpu` or `gpu`: the two wheels hold the same files and
-    # must never both land in one environment (see README, "Installing").
+    # must never both land in one environment (see docs/install.md).
     install_requires=[
         "tensorboard>=2.13",  # `tensorboard --logdir logs`
         "numpy>=1.23",
@@ -32,7 +32,8 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.13,<3; sys_platform == 'linux'"],  # NVIDIA, Linux only
         "test": ["pytest>=7"],
         # PyTorch, the benchmark's outside reference (scripts/bench.py, tests/test_torch_mirror.py).
-        # Install a CPU build first (README): the default Linux wheel pulls GBs of CUDA libraries.
+        # Install a CPU build first (docs/install.md): the default Linux wheel pulls GBs of CUDA
+        # libraries.
         "bench": ["torch>=2.0"],
     },
 )

@@ -4,8 +4,8 @@
  * Our part1 training runs thousands of small ops per step on two threads that hand work and
  * tensors to each other, so its speed follows this latency; a fused kernel (BlockLSTM, PyTorch's
  * nn.LSTM) synchronises its threads a few times per step and barely notices
- * (docs/performance.md, "The two cores' distance"). On a VM the host decides where the virtual
- * CPUs run, and the latency can change from one minute to the next.
+ * (docs/performance-history.md, "The two cores' distance"). On a VM the host decides where the
+ * virtual CPUs run, and the latency can change from one minute to the next.
  *
  *   gcc -O2 -pthread benchmarks/core_latency.c -o core_latency && ./core_latency [CPU_A CPU_B]
  */
