@@ -78,6 +78,11 @@ class RunFolders:
         folders.check_paths()
         return folders
 
+    @classmethod
+    def for_new_run(cls, name: Optional[str], logdir: str, checkpoint_dir: str) -> "RunFolders":
+        """`named`, with a timestamp for a name of None (made unique by `claim`)."""
+        return cls.named(default_run_name() if name is None else name, logdir, checkpoint_dir)
+
     def check_paths(self):
         """Raises UserError unless both folders' paths are plain text, no dangling link lies on
         them, and neither parent folder (--logdir, --checkpoint-dir) is, or lies inside, the

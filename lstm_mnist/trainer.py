@@ -32,7 +32,7 @@ from lstm_mnist.model import Model
 from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged, records
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
-from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
+from lstm_mnist.runs import RunFolders, RunLock, code_version, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
 
@@ -76,8 +76,7 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       TrainingDiverged: when the loss, gradients or weights stop being finite.
       UserError: for anything else the user can fix, in one line.
     """
-    folders = RunFolders.named(default_run_name() if run_name is None else run_name, logdir,
-                               checkpoint_dir)
+    folders = RunFolders.for_new_run(run_name, logdir, checkpoint_dir)
     mnist = load_mnist(data_dir)
     folders.check_new(overwrite, unique=run_name is None)
     with one_line_errors(folders), Trainer(config, folders, mnist) as trainer:
