@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, assert_one_line_error, run_script
 from lstm_mnist.errors import UserError
 from lstm_mnist.runs import RunFolders
 
@@ -94,6 +94,18 @@ def test_run_names_and_folders_that_are_not_plain_text_are_refused(tmp_path, nam
         with pytest.raises(UserError) as refused:
             RunFolders.named(run_name, str(tmp_path / logdir), str(tmp_path / checkpoint_dir))
         assert str(refused.value).isprintable(), repr(str(refused.value))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--run-name", "a\x1b[2Jb"], "run name 'a\\x1b[2Jb' holds a control character"),
+    (["--run-name", "*"], "holds '*', which TensorFlow would read as a pattern"),
+    (["--run-name", ""], "run name is empty"),
+    (["--logdir", "same", "--checkpoint-dir", "same"], "must be apart")])
+def test_train_script_refuses_bad_names_at_once_in_one_printable_line(tmp_path, args, fragment):
+    result = run_script("train.py", *args, cwd=tmp_path)  # refused before TensorFlow loads
+    assert_one_line_error(result, fragment)
+    assert result.stderr.rstrip("\n").isprintable()
     assert os.listdir(tmp_path) == []
 
 
