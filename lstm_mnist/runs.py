@@ -3,7 +3,9 @@
 A run named R is two folders, `logs/R` and `checkpoints/R`, tied together by a run id that the
 config.json of both records. Every check of a new or resumed run (the name, what the folders hold,
 whether they can be written, whether another process uses them) runs before anything is created,
-replaced or appended to; only folders recognisable as runs of this project are ever replaced.
+replaced or appended to; only folders recognisable as runs of this project, down to their last
+file, are ever replaced. A new run's name is taken by creating its folders with exclusive mkdirs
+(`RunFolders.claim`), so two processes never both believe a name is free.
 """
 
 import contextlib

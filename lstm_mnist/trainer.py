@@ -55,13 +55,15 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
           overwrite: bool = False, echo: bool = True, progress: bool = False) -> Dict[str, object]:
     """Trains a new model, validating every epoch, and tests the best checkpoint at the end.
 
-    Every check (config, data, folders, memory) runs before the first folder is created or, with
-    `overwrite`, the old run deleted. A run that fails before saving its first checkpoint removes
-    the folders it created, so its name is free again.
+    Every check (names, config, memory, data, folders) runs before the first folder is created
+    or, with `overwrite`, the old run deleted; the graph is built before the run's name is claimed
+    (`RunFolders.claim`). A run that fails before saving its first checkpoint removes the folders
+    it created, so its name is free again.
 
     Args:
       config: the hyperparameters.
-      run_name: folder name under `logdir` and `checkpoint_dir` (default: a timestamp).
+      run_name: folder name under `logdir` and `checkpoint_dir` (default: a timestamp, with a
+        suffix if another run took it in the same second).
       logdir, checkpoint_dir: parent folders of the run's logs and checkpoints.
       data_dir: MNIST folder (default: the copy shipped with the package).
       overwrite: replace an existing run of the same name (only a run folder, never another).
