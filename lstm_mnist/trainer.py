@@ -119,9 +119,9 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
     checkpoint_dir = os.path.normpath(checkpoint_dir)
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
-    folders.check_paths()
     if not os.path.isdir(checkpoint_dir):
         raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
+    folders.check_paths()
     config = load_config(folders.checkpoint_config)
     for key, value in (changes or {}).items():
         saved = getattr(config, key)
