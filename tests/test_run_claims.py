@@ -187,3 +187,11 @@ def test_overwrite_refuses_a_run_with_a_folder_it_cannot_empty(tmp_path, monkeyp
     with pytest.raises(UserError, match="cannot delete"):
         _claim(folders, overwrite=True)
     assert _tree(tmp_path) == before
+
+
+def test_resume_names_an_unreadable_log_config_instead_of_blaming_another_run(tmp_path):
+    folders = _fake_run(tmp_path)
+    with open(folders.log_config, "w") as stream:
+        stream.write("{not json")
+    with pytest.raises(UserError, match="config.json: missing, unreadable or not a run's"):
+        folders.check_resumable()

@@ -600,3 +600,17 @@ def test_resume_of_a_run_that_lost_its_metrics_or_best_before_the_final_test_is_
     (logs / "metrics.csv").unlink()
     with pytest.raises(UserError, match="metrics.csv: records no epoch"):
         resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+
+
+@pytest.mark.slow
+def test_eval_refuses_a_model_too_big_for_memory_before_building_it(tmp_path):
+    from lstm_mnist.config import Config, save_config
+    folder = tmp_path / "huge"
+    (folder / "best").mkdir(parents=True)
+    save_config(str(folder / "config.json"), Config(hidden=(65536,), head_hidden=65536))
+    (folder / "best" / "checkpoint").write_text('model_checkpoint_path: "model-1"\n')
+    (folder / "best" / "model-1.index").write_bytes(b"")
+    started = time.time()
+    result = run_script("eval.py", "--checkpoint", str(folder))
+    assert "more than this machine's" in _one_line(result, "eval.py")
+    assert time.time() - started < 120
