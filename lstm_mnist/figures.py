@@ -35,11 +35,10 @@ def save_figure(figure, path: str):
     check_replaceable(path)
     png = io.BytesIO()
     figure.savefig(png, format="png")
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_atomic(path, png.getvalue())
-    except OSError as error:
-        raise UserError(f"{path}: cannot write ({error.strerror})") from None
+    # An OSError goes on as it is, naming the file: at the end of a run, `lifecycle` turns a full
+    # disk into the line that names the last good checkpoint and the command that continues.
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, png.getvalue())
 
 
 def check_replaceable(path: str):
