@@ -346,9 +346,10 @@ def check_path_text(what: str, text: str):
     if glob:
         raise UserError(f"{what} {text!r} holds {glob[0]!r}, which TensorFlow would read as a "
                         "pattern matching other runs' files; choose a name without ? * [")
-    if len(os.path.abspath(text).split(os.sep)) > MAX_FOLDER_DEPTH:
-        raise UserError(f"{what} is {len(text.split(os.sep))} folders deep, more than "
-                        f"{MAX_FOLDER_DEPTH}; choose a shallower folder")
+    depth = len(os.path.abspath(text).split(os.sep)) - 1
+    if depth > MAX_FOLDER_DEPTH:
+        raise UserError(f"{what} is {depth} folders deep from /, more than {MAX_FOLDER_DEPTH}; "
+                        "choose a shallower folder")
 
 
 def check_no_dangling_link(path: str):
