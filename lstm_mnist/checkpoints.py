@@ -121,8 +121,8 @@ def restore(session: tf.Session, prefix: str, variables, restorer: tf.train.Save
     try:
         stored = dict(tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError(f"{prefix}: unreadable checkpoint index, damaged or truncated "
-                              f"({first_line(error)})") from None
+        raise _unreadable(prefix, f"unreadable checkpoint index, damaged or truncated "
+                                  f"({first_line(error)})") from None
     for variable in variables:
         name, shape = variable.op.name, variable.shape.as_list()
         if name not in stored:
@@ -134,11 +134,16 @@ def restore(session: tf.Session, prefix: str, variables, restorer: tf.train.Save
     try:
         (restorer or tf.train.Saver(var_list=variables)).restore(session, prefix)
     except tf.errors.OpError as error:
-        if not os.path.exists(prefix + ".index"):
-            raise CheckpointError(f"{prefix}: replaced by a newer checkpoint while it was read "
-                                  "(is its run still training?); run the command again") from None
-        raise CheckpointError(f"{prefix}: cannot restore, the checkpoint's data is damaged or "
-                              f"truncated ({first_line(error)})") from None
+        raise _unreadable(prefix, "cannot restore, the checkpoint's data is damaged or "
+                                  f"truncated ({first_line(error)})") from None
+
+
+def _unreadable(prefix: str, problem: str) -> CheckpointError:
+    """`problem`, unless the checkpoint vanished: then a run's saver replaced it as it was read."""
+    if not os.path.exists(prefix + ".index"):
+        return CheckpointError(f"{prefix}: replaced by a newer checkpoint while it was read (is "
+                               "its run still training?); run the command again")
+    return CheckpointError(f"{prefix}: {problem}")
 
 
 def first_line(error: Exception) -> str:

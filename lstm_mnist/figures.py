@@ -34,11 +34,10 @@ def save_figure(figure, path: str):
     """
     check_replaceable(path)
     png = figure_png(figure)
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_atomic(path, png)
-    except OSError as error:
-        raise UserError(f"{path}: cannot write ({error.strerror})") from None
+    # An OSError goes on as it is, naming the file: at the end of a run, `lifecycle` turns a full
+    # disk into the line that names the last good checkpoint and the command that continues.
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, png)
 
 
 def figure_png(figure) -> bytes:

@@ -3,7 +3,9 @@
 A run named R is two folders, `logs/R` and `checkpoints/R`, tied together by a run id that the
 config.json of both records. Every check of a new or resumed run (the name, what the folders hold,
 whether they can be written, whether another process uses them) runs before anything is created,
-replaced or appended to; only folders recognisable as runs of this project are ever replaced.
+replaced or appended to; only folders recognisable as runs of this project, down to their last
+file, are ever replaced. A new run's name is taken by creating its folders with exclusive mkdirs
+(`RunFolders.claim`), so two processes never both believe a name is free.
 """
 
 import contextlib
@@ -78,6 +80,11 @@ class RunFolders:
         folders = cls(os.path.join(logdir, name), os.path.join(checkpoint_dir, name))
         folders.check_paths()
         return folders
+
+    @classmethod
+    def for_new_run(cls, name: Optional[str], logdir: str, checkpoint_dir: str) -> "RunFolders":
+        """`named`, with a timestamp for a name of None (made unique by `claim`)."""
+        return cls.named(default_run_name() if name is None else name, logdir, checkpoint_dir)
 
     def check_paths(self):
         """Raises UserError unless both folders' paths are plain text, no dangling link lies on
@@ -340,9 +347,10 @@ def check_path_text(what: str, text: str):
     if glob:
         raise UserError(f"{what} {text!r} holds {glob[0]!r}, which TensorFlow would read as a "
                         "pattern matching other runs' files; choose a name without ? * [")
-    if len(os.path.abspath(text).split(os.sep)) > MAX_FOLDER_DEPTH:
-        raise UserError(f"{what} is {len(text.split(os.sep))} folders deep, more than "
-                        f"{MAX_FOLDER_DEPTH}; choose a shallower folder")
+    depth = len(os.path.abspath(text).split(os.sep)) - 1
+    if depth > MAX_FOLDER_DEPTH:
+        raise UserError(f"{what} is {depth} folders deep from /, more than {MAX_FOLDER_DEPTH}; "
+                        "choose a shallower folder")
 
 
 def check_no_dangling_link(path: str):

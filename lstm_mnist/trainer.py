@@ -35,7 +35,7 @@ from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged,
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
 from lstm_mnist.report import confusion_figure, confusion_matrix
-from lstm_mnist.runs import RunFolders, RunLock, code_version, default_run_name, new_run_id
+from lstm_mnist.runs import RunFolders, RunLock, code_version, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
 
@@ -59,13 +59,15 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
           pictures: bool = True) -> Dict[str, object]:
     """Trains a new model, validating every epoch, and tests the best checkpoint at the end.
 
-    Every check (config, data, folders, memory) runs before the first folder is created or, with
-    `overwrite`, the old run deleted. A run that fails before saving its first checkpoint removes
-    the folders it created, so its name is free again.
+    Every check (names, config, memory, data, folders) runs before the first folder is created
+    or, with `overwrite`, the old run deleted; the graph is built before the run's name is claimed
+    (`RunFolders.claim`). A run that fails before saving its first checkpoint removes the folders
+    it created, so its name is free again.
 
     Args:
       config: the hyperparameters.
-      run_name: folder name under `logdir` and `checkpoint_dir` (default: a timestamp).
+      run_name: folder name under `logdir` and `checkpoint_dir` (default: a timestamp, with a
+        suffix if another run took it in the same second).
       logdir, checkpoint_dir: parent folders of the run's logs and checkpoints.
       data_dir: MNIST folder (default: the copy shipped with the package).
       overwrite: replace an existing run of the same name (only a run folder, never another).
@@ -83,8 +85,7 @@ def train(config: Config, run_name: Optional[str] = None, logdir: str = "logs",
       TrainingDiverged: when the loss, gradients or weights stop being finite.
       UserError: for anything else the user can fix, in one line.
     """
-    folders = RunFolders.named(default_run_name() if run_name is None else run_name, logdir,
-                               checkpoint_dir)
+    folders = RunFolders.for_new_run(run_name, logdir, checkpoint_dir)
     mnist = load_mnist(data_dir)
     folders.check_new(overwrite, unique=run_name is None)
     with one_line_errors(folders), Trainer(config, folders, mnist, pictures) as trainer:
@@ -125,9 +126,9 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
     checkpoint_dir = os.path.normpath(checkpoint_dir)
     folders = RunFolders(os.path.join(logdir or "logs", os.path.basename(checkpoint_dir)),
                          checkpoint_dir)
-    folders.check_paths()
     if not os.path.isdir(checkpoint_dir):
         raise UserError(f"{checkpoint_dir}: no such run checkpoint folder (checkpoints/<run>)")
+    folders.check_paths()
     config = load_config(folders.checkpoint_config)
     for key, value in (changes or {}).items():
         saved = getattr(config, key)

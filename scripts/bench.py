@@ -6,6 +6,7 @@ and (when torch is installed: the `bench` extra) PyTorch's nn.LSTM.
 """
 
 import json
+import math
 import os
 import sys
 
@@ -50,8 +51,8 @@ def main(argv):
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
-    if args.seconds < 0 or args.repeats < 1:
-        parser.error("--seconds must be >= 0 and --repeats >= 1")
+    if not 0 <= args.seconds < math.inf or args.repeats < 1:  # nan fails every comparison
+        parser.error("--seconds must be a finite number >= 0 and --repeats >= 1")
     from benchmarks.bench import benchmark  # TensorFlow loads only once the flags are checked
     results = benchmark(names, args.seconds, args.repeats, with_torch=not args.no_torch)
     if "torch_skipped" in results:

@@ -61,7 +61,7 @@ def main(argv):
         if args.json:
             print(json.dumps(explanation.to_dict(picture)))
         else:
-            print(explanation.describe(picture))
+            print(cli.printable(explanation.describe(picture)))
     return 1 if any(isinstance(answer, ImageError) for answer in answers) else 0
 
 

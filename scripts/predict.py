@@ -37,7 +37,7 @@ def main(argv):
         elif isinstance(answer, ImageError):
             cli.print_error("predict.py", answer)
         else:
-            print(answer.describe())
+            print(cli.printable(answer.describe()))  # a file name may hold control characters
     return 1 if any(isinstance(answer, ImageError) for answer in answers) else 0
 
 

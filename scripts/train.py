@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lstm_mnist import cli  # noqa: E402
 from lstm_mnist.errors import UserError  # noqa: E402
+from lstm_mnist.runs import RunFolders  # noqa: E402
 
 
 def main(argv):
@@ -48,6 +49,7 @@ def main(argv):
                progress=progress, pictures=not args.no_pictures)
         return
     config = cli.config_from_args(args)
+    RunFolders.for_new_run(args.run_name, args.logdir, args.checkpoint_dir)  # names at once too
     from lstm_mnist.trainer import train  # imports TensorFlow: flags first
     train(config, run_name=args.run_name, logdir=args.logdir,
           checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir, overwrite=args.overwrite,

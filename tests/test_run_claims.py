@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, assert_one_line_error, run_script
 from lstm_mnist.errors import UserError
 from lstm_mnist.runs import RunFolders
 
@@ -97,6 +97,18 @@ def test_run_names_and_folders_that_are_not_plain_text_are_refused(tmp_path, nam
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--run-name", "a\x1b[2Jb"], "run name 'a\\x1b[2Jb' holds a control character"),
+    (["--run-name", "*"], "holds '*', which TensorFlow would read as a pattern"),
+    (["--run-name", ""], "run name is empty"),
+    (["--logdir", "same", "--checkpoint-dir", "same"], "must be apart")])
+def test_train_script_refuses_bad_names_at_once_in_one_printable_line(tmp_path, args, fragment):
+    result = run_script("train.py", *args, cwd=tmp_path)  # refused before TensorFlow loads
+    assert_one_line_error(result, fragment)
+    assert result.stderr.rstrip("\n").isprintable()
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("logdir, checkpoint_dir", [("runs", "runs"), ("runs", "runs/ck"),
                                                     ("runs/logs", "runs"), ("a/../runs", "runs")])
 def test_a_log_folder_and_a_checkpoint_folder_that_overlap_are_refused(
@@ -175,3 +187,11 @@ def test_overwrite_refuses_a_run_with_a_folder_it_cannot_empty(tmp_path, monkeyp
     with pytest.raises(UserError, match="cannot delete"):
         _claim(folders, overwrite=True)
     assert _tree(tmp_path) == before
+
+
+def test_resume_names_an_unreadable_log_config_instead_of_blaming_another_run(tmp_path):
+    folders = _fake_run(tmp_path)
+    with open(folders.log_config, "w") as stream:
+        stream.write("{not json")
+    with pytest.raises(UserError, match="config.json: missing, unreadable or not a run's"):
+        folders.check_resumable()

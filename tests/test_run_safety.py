@@ -2,6 +2,7 @@
 destroys or corrupts a run, and each ends in one line (issue 10)."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from helpers import ROOT, TINY_FLAGS, run_script, start_script
+from helpers import ROOT, TINY_FLAGS, grey_image, run_script, start_script
+from lstm_mnist import figures as figures_module
 from lstm_mnist import trainer as trainer_module
 from lstm_mnist.checkpoints import CheckpointError
 from lstm_mnist.config import ConfigError, load_config, tiny_config
@@ -600,3 +602,39 @@ def test_resume_of_a_run_that_lost_its_metrics_or_best_before_the_final_test_is_
     (logs / "metrics.csv").unlink()
     with pytest.raises(UserError, match="metrics.csv: records no epoch"):
         resume(str(ck), logdir=str(tmp_path / "logs"), echo=False)
+
+
+@pytest.mark.slow
+def test_eval_refuses_a_model_too_big_for_memory_before_building_it(tmp_path):
+    from lstm_mnist.config import Config, save_config
+    folder = tmp_path / "huge"
+    (folder / "best").mkdir(parents=True)
+    save_config(str(folder / "config.json"), Config(hidden=(65536,), head_hidden=65536))
+    (folder / "best" / "checkpoint").write_text('model_checkpoint_path: "model-1"\n')
+    (folder / "best" / "model-1.index").write_bytes(b"")
+    started = time.time()
+    result = run_script("eval.py", "--checkpoint", str(folder))
+    assert "more than this machine's" in _one_line(result, "eval.py")
+    assert time.time() - started < 120
+
+
+@pytest.mark.slow
+def test_predict_prints_a_file_name_with_control_characters_escaped(tiny_checkpoint, tmp_path,
+                                                                    mnist):
+    path = tmp_path / "a\nb\x1b[2J.png"
+    grey_image(mnist.test.images[0]).save(path, format="PNG")
+    result = run_script("predict.py", "--checkpoint", tiny_checkpoint, str(path))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1 and "\x1b" not in result.stdout
+    assert "a\\nb\\x1b[2J.png" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_the_end_of_a_run_names_the_last_checkpoint_and_the_command(
+        tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "curves.png")
+    monkeypatch.setattr(figures_module, "write_atomic", full_disk)
+    with pytest.raises(UserError, match="no space left on device; the last good checkpoint is "
+                                        ".*continue with: python "):
+        _train(tmp_path)
