@@ -1,8 +1,8 @@
 """Watching a trained model read: its gates, cells and class probabilities after every step, drawn.
 
-The values come from the graph and weights that classify: `Tracer` adds `LSTMStack.trace` (the
-textbook loop on the stack's own variables) and the model's own head to a built Model, and fetches
-them in the same `session.run` as the Model's prediction. For a unidirectional model, the head
+The values come from the weights that classify: `Tracer` adds `LSTMStack.trace` (the textbook
+loop on the stack's own variables) and the model's own head to a built Model's graph, and takes
+every value, the final prediction included, from that trace. For a unidirectional model, the head
 applied to the top layer's output after step t is exactly the prediction the model would make had
 the sequence ended at t; the last step's is the Model's prediction. A bidirectional model's
 backward LSTM has already read the whole sequence at every step, so it gets no per-step
@@ -29,6 +29,7 @@ from lstm_mnist.model import NUM_CLASSES, Model
 from lstm_mnist.report import worst_errors
 from lstm_mnist.images import ImageError, read_digit
 from lstm_mnist.sequences import Crops, evaluation_crops, to_sequences
+from lstm_mnist.textbook import last_valid
 from lstm_mnist.tf1 import tf
 
 EXPLAINED_ERRORS = 3  # an evaluation report explains its most confident mistakes
@@ -180,12 +181,23 @@ def settled_at_step(step_probabilities: np.ndarray, digit: int) -> int:
 
 
 class Tracer:
-    """The per-step tensors of a built Model, in the Model's graph and on its variables."""
+    """The per-step tensors of a built Model, in the Model's graph and on its variables.
+
+    Its final probabilities come from the trace too, not from the Model's own tensors: those run
+    the Model's dropout ops (rate 0 at evaluation, but they still draw their random numbers), and
+    a training run that draws pictures between epochs must draw the same masks as one that does
+    not."""
 
     def __init__(self, model: Model):
         """Builds the trace into the default graph, which must be the model's."""
         self.model = model
         self.traces = model.lstm.trace(model.inputs, model.lengths)
+        # What the classifier reads: the forward LSTM's output at the last valid step, the
+        # backward one's at step 0 (it has read the whole sequence there).
+        top = self.traces[-1]
+        features = tf.concat([last_valid(top[0].output, model.lengths)]
+                             + [backward.output[0] for backward in top[1:]], axis=1)
+        self.probabilities = tf.nn.softmax(model.head(features))
         self.step_probabilities = None
         if not model.lstm.bidirectional:
             top = self.traces[-1][0].output  # [time, batch, hidden]
@@ -204,7 +216,7 @@ class Tracer:
         sequences = np.concatenate([np.pad(part, ((0, steps - part.shape[0]), (0, 0), (0, 0)))
                                     for part, _ in parts], axis=1)
         lengths = np.concatenate([length for _, length in parts])
-        fetches = {"probabilities": self.model.probabilities, "traces": self.traces}
+        fetches = {"probabilities": self.probabilities, "traces": self.traces}
         if self.step_probabilities is not None:
             fetches["steps"] = self.step_probabilities
         values = session.run(fetches, {self.model.inputs: sequences,

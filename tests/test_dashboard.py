@@ -165,3 +165,18 @@ def test_record_session_gives_an_older_finished_run_its_session_once(tmp_path):
     assert sorted(os.listdir(run)) == files
     assert_one_line_error(run_script("record_session.py", str(tmp_path / "logs")),
                           "cannot read config")
+
+
+@pytest.mark.slow
+def test_pictures_change_nothing_a_run_computes(tmp_path):
+    # With dropout, the masks come from stateful random ops: drawing the pictures between epochs
+    # must not run them, or the run with pictures would train on other masks.
+    config = tiny_config(epochs=3, dropout=0.3)
+    metrics = []
+    for pictures in (True, False):
+        results = train(config, run_name=f"pictures-{pictures}", logdir=str(tmp_path / "logs"),
+                        checkpoint_dir=str(tmp_path / "ck"), echo=False, pictures=pictures)
+        rows = (tmp_path / "logs" / f"pictures-{pictures}" / "metrics.csv").read_text()
+        metrics.append(([line.split(",")[3:] for line in rows.splitlines()],
+                        results["test_loss"]))
+    assert metrics[0] == metrics[1]
