@@ -21,7 +21,8 @@ Modules, one idea each, in the order the arrows point (each imports only modules
   explaining image files), `dashboard` (what TensorBoard shows beyond curves: the HParams
   session, pictures, histograms, the config), `monitor` (log lines, TensorBoard streams,
   progress bar, divergence checks), `lifecycle` (stop signals and one-line failures around a
-  run), `trainer` (the epoch loop).
+  run), `run_records` (reading back what a run wrote, to continue it), `trainer` (the epoch
+  loop).
 
 Importing the package, or a module that does not build graphs (config, memory, data, sequences,
 runs, files, plots, explain_figure, images, figures, cli), does not import TensorFlow.

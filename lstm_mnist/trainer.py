@@ -11,7 +11,6 @@ batch `step % steps_per_epoch`. Each epoch's shuffle and crops come from a gener
 signal (lifecycle.STOP_SIGNALS) finishes the current step, saves the latest checkpoint and stops.
 """
 
-import csv
 import dataclasses
 import math
 import os
@@ -27,7 +26,7 @@ from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
 from lstm_mnist.explain import Tracer, split_inputs
 from lstm_mnist.figures import figure_png
-from lstm_mnist.files import read_csv, read_json, write_csv, write_json
+from lstm_mnist.files import write_csv, write_json
 from lstm_mnist.lifecycle import StopRequest, TrainingInterrupted, one_line_errors
 from lstm_mnist.memory import check_memory
 from lstm_mnist.model import Model
@@ -35,6 +34,7 @@ from lstm_mnist.monitor import RunLog, StepMonitor, Summaries, TrainingDiverged,
 from lstm_mnist.passes import PassResult, PassSums, measure, run_pass
 from lstm_mnist.plots import plot_runs
 from lstm_mnist.report import confusion_figure, confusion_matrix
+from lstm_mnist.run_records import DONE, read_epoch_progress, read_history, run_ended
 from lstm_mnist.runs import RunFolders, RunLock, code_version, new_run_id
 from lstm_mnist.sequences import batches, draw_crops
 from lstm_mnist.tf1 import session_config, tf
@@ -42,8 +42,6 @@ from lstm_mnist.tf1 import session_config, tf
 __all__ = ["train", "resume", "TrainingInterrupted", "TrainingDiverged", "RunFinished"]
 
 
-DONE = "done"  # the word of the log line that ends a run
-LOG_TAIL_BYTES = 4096  # enough for the last line of train.log
 
 
 class RunFinished(UserError):
@@ -144,7 +142,7 @@ def resume(checkpoint_dir: str, logdir: Optional[str] = None, data_dir: Optional
             trainer.restore(latest)
         else:  # killed before its first checkpoint: the run starts again from the beginning
             trainer.session.run(trainer.initialize)
-        if trainer.step >= trainer.total_steps and _ended(folders):
+        if trainer.step >= trainer.total_steps and run_ended(folders):
             raise RunFinished(f"run {folders.name!r} has trained all {config.epochs} epochs and "
                               f"was tested ({folders.results}); nothing changed")
         folders.remove_temporaries()
@@ -204,7 +202,7 @@ class Trainer:
         config, folders = self.config, self.folders
         first_epoch = self.step // self.steps_per_epoch + 1
         # Rows of epochs after the checkpoint were never saved with it: they are redone.
-        history = [row for row in _read_history(folders.metrics) if row["epoch"] < first_epoch]
+        history = [row for row in read_history(folders.metrics) if row["epoch"] < first_epoch]
         if resumed_from:
             self._reconcile_best(history)
         with self.stop, records(folders, config.crop, echo, graph=None if resumed_from else
@@ -241,7 +239,7 @@ class Trainer:
         crops = draw_crops(rng, len(split), config.crop_min, config.crop_max) if config.crop else None
         # An interrupted epoch's sums are saved beside its checkpoint, so the resumed epoch
         # reports over all its batches, not only the last ones.
-        sums = (_read_epoch_progress(folders.epoch_progress, self.step) if done else None) \
+        sums = (read_epoch_progress(folders.epoch_progress, self.step) if done else None) \
             or PassSums()
         monitor = StepMonitor(summaries, epoch, config.epochs, len(split),
                               min(done * config.batch_size, len(split)), progress)
@@ -339,7 +337,7 @@ class Trainer:
             summaries.add(self.step, [dashboard.png_image(dashboard.CONFUSION_TAG,
                                                           figure_png(confusion_figure(matrix)))])
         summaries.add(self.step, [dashboard.session_end()])
-        # The picture, then the results, then the line that ends the log: `_ended` knows a run
+        # The picture, then the results, then the line that ends the log: `run_ended` knows a run
         # whose end was cut short, and --resume finishes it.
         plot_runs([folders.logs], folders.curves)
         write_json(folders.results, results)
@@ -386,41 +384,3 @@ class Trainer:
         return TrainingInterrupted(
             f"{self.stop.requested} {where}: the latest checkpoint is saved; "
             f"continue with: {self.folders.resume_command()}")
-
-
-def _ended(folders: RunFolders) -> bool:
-    """Whether the run's end was written whole: results.json, curves.png and the last log line."""
-    if not all(map(os.path.isfile, (folders.results, folders.curves, folders.train_log))):
-        return False
-    with open(folders.train_log, "rb") as stream:
-        stream.seek(max(0, os.fstat(stream.fileno()).st_size - LOG_TAIL_BYTES))
-        lines = stream.read().decode("utf-8", errors="replace").splitlines()
-    return bool(lines) and f" {DONE} in " in lines[-1]
-
-
-def _read_history(path: str) -> List[dict]:
-    """The rows of metrics.csv, with `epoch` an int and the numbers the loop reads as floats;
-    raises UserError naming the file if it is damaged (before the run writes anything)."""
-    try:
-        rows = read_csv(path)
-        history = [dict(row, epoch=int(row["epoch"]), elapsed_s=float(row["elapsed_s"]),
-                        validation_error=float(row["validation_error"])) for row in rows]
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as error:
-        raise UserError(f"{path}: damaged metrics file ({type(error).__name__}: "
-                        f"{str(error)[:100]}); restore it, or train the run again with "
-                        "--overwrite") from None
-    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)) or \
-            not all(math.isfinite(row["elapsed_s"]) and math.isfinite(row["validation_error"])
-                    for row in history):
-        raise UserError(f"{path}: damaged metrics file (epochs not 1, 2, 3... or a number not "
-                        "finite); restore it, or train the run again with --overwrite")
-    return history
-
-
-def _read_epoch_progress(path: str, step: int) -> Optional[PassSums]:
-    """The saved sums of an interrupted epoch, if they belong to the checkpoint at `step`."""
-    try:
-        saved = read_json(path)
-        return PassSums(**saved) if saved.pop("step", None) == step else None
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None

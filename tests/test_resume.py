@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 from helpers import TINY_FLAGS, run_script, start_script
 from lstm_mnist.config import tiny_config
+from lstm_mnist.tf1 import tf
 from lstm_mnist.trainer import TrainingDiverged, resume, train
 
 STEPS_PER_EPOCH = 20  # TINY_FLAGS: 640 examples in batches of 32

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 from helpers import ROOT, TINY_FLAGS, grey_image, run_script, start_script
 from lstm_mnist import figures as figures_module
@@ -22,8 +21,10 @@ from lstm_mnist.checkpoints import CheckpointError
 from lstm_mnist.config import ConfigError, load_config, tiny_config
 from lstm_mnist.errors import UserError
 from lstm_mnist.evaluate import evaluate_checkpoint
+from lstm_mnist.tf1 import tf
 from lstm_mnist.trainer import (RunFinished, TrainingDiverged, TrainingInterrupted, resume,
                                 train)
+
 
 def _folders(tmp_path, name="r"):
     return tmp_path / "logs" / name, tmp_path / "ck" / name
