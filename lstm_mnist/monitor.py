@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import threading
+import uuid
 from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 from tqdm import tqdm
@@ -74,8 +75,12 @@ class Summaries:
         tf.get_logger().addFilter(self._drop_writer_error)
         streams = [RUN_STREAM, "train", "validation", "steps"] + (
             ["validation_cropped"] if crop else [])
+        # TensorFlow names an event file by the second it was opened and truncates a file of that
+        # name: a run resumed within the second it started would lose its first events.
+        suffix = "." + uuid.uuid4().hex[:8]
         self.writers = {name: tf.summary.FileWriter(folders.events(name),
-                                                    graph if name == "train" else None)
+                                                    graph if name == "train" else None,
+                                                    filename_suffix=suffix)
                         for name in streams}
         if restart_step is not None:
             # TensorBoard drops the events at and after a START's step: one step on, so that the

@@ -120,6 +120,8 @@ def test_a_resumed_run_stays_one_session_and_its_pictures_go_on(tmp_path, monkey
     # epoch the checkpoint ends.
     validation = _read(tmp_path / "logs" / "run" / "validation")
     assert [event.step for event in validation.Scalars("error")] == every_epoch
+    # Each process writes event files of its own, even within the same second.
+    assert len(os.listdir(tmp_path / "logs" / "run" / "validation")) == 2
 
 
 def test_the_reading_picture_has_a_row_per_digit_and_bars_as_high_as_the_probabilities():
