@@ -124,11 +124,12 @@ def test_tiny_textbook_run_then_eval_under_both_lstms_reproduces_the_logged_resu
     for config_file in (logs / "config.json", tmp_path / "ck" / "tiny" / "config.json"):
         assert json.loads(config_file.read_text())["config"]["lstm"] == "textbook"
 
-    for lstm in ([], ["--lstm", "fast"]):  # the implementation that trained it, and the other
-        evaluated = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"), "--json",
-                               *lstm)
-        assert evaluated.returncode == 0, evaluated.stderr
-        numbers = json.loads(evaluated.stdout)
+    from lstm_mnist.evaluate import evaluate_checkpoint
+    evaluated = run_script("eval.py", "--checkpoint", str(tmp_path / "ck" / "tiny"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    # The implementation that trained it (the script), and the other one.
+    for numbers in (json.loads(evaluated.stdout),
+                    evaluate_checkpoint(str(tmp_path / "ck" / "tiny"), lstm="fast")):
         assert numbers["checkpoint"] == logged["checkpoint"]
         for key in ("validation_error", "test_error", "validation_accuracy", "test_accuracy"):
             assert numbers[key] == pytest.approx(logged[key], abs=1e-9), key
@@ -167,19 +168,35 @@ def test_eval_rejects_missing_checkpoints(tmp_path, make, fragment):
     assert_one_line_error(run_script("eval.py", "--checkpoint", str(make(tmp_path))), fragment)
 
 
-@pytest.mark.parametrize("lstm", ["fast", "textbook"])
-@pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
-@pytest.mark.slow
-def test_eval_reproduces_each_committed_reference_run_under_both_lstms(run, lstm):
+def _logged_results(run):
     results_file = os.path.join(ROOT, "logs", run, "results.json")
     if not os.path.exists(results_file):
         pytest.skip(f"reference run {run} is not committed")
-    logged = json.loads(open(results_file).read())
-    evaluated = run_script("eval.py", "--checkpoint", os.path.join("checkpoints", run), "--json",
-                           "--lstm", lstm, cwd=ROOT)
-    assert evaluated.returncode == 0 and evaluated.stderr == "", evaluated.stderr
-    numbers = json.loads(evaluated.stdout)
+    return json.loads(open(results_file).read())
+
+
+def _assert_reproduces(numbers, logged):
     assert numbers["checkpoint"] == logged["checkpoint"]
     for key, value in logged.items():
         if key.startswith(("validation_", "test_")):
             assert numbers[key] == pytest.approx(value, abs=1e-4), key
+
+
+@pytest.mark.parametrize("run", ["part1", "part2", "part2-bidir"])
+@pytest.mark.slow
+def test_eval_reproduces_each_committed_reference_run(run):
+    logged = _logged_results(run)
+    evaluated = run_script("eval.py", "--checkpoint", os.path.join("checkpoints", run), "--json",
+                           cwd=ROOT)
+    assert evaluated.returncode == 0 and evaluated.stderr == "", evaluated.stderr
+    _assert_reproduces(json.loads(evaluated.stdout), logged)
+
+
+@pytest.mark.parametrize("run", ["part1", "part2-bidir"])
+@pytest.mark.slow
+def test_the_textbook_lstm_reproduces_the_committed_runs_of_the_fast_one(run, monkeypatch):
+    from lstm_mnist.evaluate import evaluate_checkpoint
+    logged = _logged_results(run)
+    monkeypatch.chdir(ROOT)  # the checkpoint paths results.json names are relative to the checkout
+    _assert_reproduces(evaluate_checkpoint(os.path.join("checkpoints", run), lstm="textbook"),
+                       logged)
