@@ -31,11 +31,13 @@ from lstm_mnist.tf1 import tf
 HPARAMS = ("layers", "hidden", "bidirectional", "head_hidden", "dropout", "lstm", "crop",
            "crop_min", "crop_max", "train_subset", "epochs", "batch_size", "lr", "lr_schedule",
            "clip", "seed")
+# The run's results the dashboard shows (`best_results`, `test_results`), in the run's own folder.
+BEST_KEYS = ("validation_error", "validation_error_cropped")  # of the best epoch, so far
+TEST_KEYS = ("test_accuracy", "test_error", "test_error_cropped")
 # (stream, tag): "" is the run's own folder, the others its TensorBoard streams.
-METRICS = (("", "best_validation_error"), ("", "best_validation_error_cropped"),
-           ("", "test_accuracy"), ("", "test_error"), ("", "test_error_cropped"),
-           ("validation", "error"), ("validation", "loss"), ("validation_cropped", "error"),
-           ("train", "error"), ("train", "loss"))
+METRICS = (tuple(("", "best_" + key) for key in BEST_KEYS) + tuple(("", key) for key in TEST_KEYS)
+           + (("validation", "error"), ("validation", "loss"), ("validation_cropped", "error"),
+              ("train", "error"), ("train", "loss")))
 READING_TAG = "reading/validation_digits"
 CONFUSION_TAG = "test/confusion_matrix"
 
@@ -45,6 +47,22 @@ def hparams_values(config: Config) -> Dict[str, object]:
     values = {name: getattr(config, name) for name in HPARAMS}
     values["hidden"] = ",".join(map(str, config.hidden))
     return values
+
+
+def best_results(values: Dict[str, float]) -> Dict[str, float]:
+    """The best epoch's validation errors (a metrics.csv row or results.json) as metrics."""
+    return {"best_" + key: values[key] for key in BEST_KEYS if key in values}
+
+
+def test_results(results: Dict[str, float]) -> Dict[str, float]:
+    """The test numbers of results.json as metrics."""
+    return {key: results[key] for key in TEST_KEYS if key in results}
+
+
+def scalars(values: Dict[str, float]) -> bytes:
+    """A summary of scalars, `{tag: value}`."""
+    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
+                             for tag, value in values.items()]).SerializeToString()
 
 
 def session_start(config: Config, start_time: Optional[float] = None) -> List[bytes]:
@@ -81,12 +99,16 @@ def image(tag: str, pixels: np.ndarray) -> bytes:
     """An image summary of uint8 RGB `pixels [height, width, 3]`."""
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, format="png")
-    return png_image(tag, png.getvalue())
+    return _image_summary(tag, png.getvalue(), width=pixels.shape[1], height=pixels.shape[0])
 
 
 def png_image(tag: str, png: bytes) -> bytes:
     """An image summary of an encoded PNG (e.g. a matplotlib figure)."""
     width, height = Image.open(io.BytesIO(png)).size
+    return _image_summary(tag, png, width, height)
+
+
+def _image_summary(tag: str, png: bytes, width: int, height: int) -> bytes:
     return tf.Summary(value=[tf.Summary.Value(tag=tag, image=tf.Summary.Image(
         height=height, width=width, encoded_image_string=png))]).SerializeToString()
 
@@ -139,15 +161,10 @@ def record_session(log_folder: str):
            for pattern in EVENT_FILES):
         raise UserError(f"{log_folder}: has TensorBoard events of its own already, with its "
                         "session; nothing written")
-    final = {"best_" + key: results[key] for key in ("validation_error", "validation_error_cropped")
-             if key in results}
-    final.update({key: results[key] for key in ("test_accuracy", "test_error", "test_error_cropped")
-                  if key in results})
     with RunLock([log_folder], os.path.basename(os.path.normpath(log_folder))):
         writer = tf.summary.FileWriter(log_folder)
         for summary in session_start(config, started) + [config_text(config)]:
             writer.add_summary(summary, 0)
-        writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=value)
-                                             for tag, value in final.items()]), step)
+        writer.add_summary(scalars({**best_results(results), **test_results(results)}), step)
         writer.add_summary(session_end(last), step)
         writer.close()

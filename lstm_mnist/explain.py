@@ -29,7 +29,6 @@ from lstm_mnist.model import NUM_CLASSES, Model
 from lstm_mnist.report import worst_errors
 from lstm_mnist.images import ImageError, read_digit
 from lstm_mnist.sequences import Crops, evaluation_crops, to_sequences
-from lstm_mnist.textbook import last_valid
 from lstm_mnist.tf1 import tf
 
 EXPLAINED_ERRORS = 3  # an evaluation report explains its most confident mistakes
@@ -191,12 +190,7 @@ class Tracer:
     def __init__(self, model: Model):
         """Builds the trace into the default graph, which must be the model's."""
         self.model = model
-        self.traces = model.lstm.trace(model.inputs, model.lengths)
-        # What the classifier reads: the forward LSTM's output at the last valid step, the
-        # backward one's at step 0 (it has read the whole sequence there).
-        top = self.traces[-1]
-        features = tf.concat([last_valid(top[0].output, model.lengths)]
-                             + [backward.output[0] for backward in top[1:]], axis=1)
+        self.traces, features = model.lstm.trace(model.inputs, model.lengths)
         self.probabilities = tf.nn.softmax(model.head(features))
         self.step_probabilities = None
         if not model.lstm.bidirectional:

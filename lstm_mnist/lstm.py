@@ -111,7 +111,8 @@ class LSTMStack:
         run = self._bidirectional if self.bidirectional else self._unidirectional
         return run(inputs, layout, masks)
 
-    def trace(self, inputs: tf.Tensor, lengths: tf.Tensor) -> Tuple[Tuple[LSTMTrace, ...], ...]:
+    def trace(self, inputs: tf.Tensor,
+              lengths: tf.Tensor) -> Tuple[Tuple[Tuple[LSTMTrace, ...], ...], tf.Tensor]:
         """The gates, cells and outputs of every LSTM at every step, for inference (no dropout, no
         gradient), whichever implementation trains: the textbook loop keeps every step's values.
 
@@ -122,12 +123,13 @@ class LSTMStack:
         Returns:
           `trace[layer][direction]`, an LSTMTrace in time order: for the backward direction, step
           t holds its values after reading steps `lengths - 1` down to t, so its output at step 0
-          is the one `__call__` classifies.
+          is the one `__call__` classifies; and that `last_output` (as StackOutput's).
         """
-        _, histories = textbook.run_stack(self.layers, inputs, lengths)
-        return tuple(tuple(LSTMTrace(h.activations.input_gate, h.activations.forget_gate,
-                                     h.activations.output_gate, h.states.c, h.states.h)
-                           for h in layer) for layer in histories)
+        output, histories = textbook.run_stack(self.layers, inputs, lengths)
+        traces = tuple(tuple(LSTMTrace(h.activations.input_gate, h.activations.forget_gate,
+                                       h.activations.output_gate, h.states.c, h.states.h)
+                             for h in layer) for layer in histories)
+        return traces, output.last_output
 
     def _unidirectional(self, inputs: List[tf.Tensor], layout: PackedLayout,
                         masks) -> StackOutput:

@@ -13,6 +13,7 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 from tqdm import tqdm
 
+from lstm_mnist import dashboard
 from lstm_mnist.errors import UserError
 from lstm_mnist.passes import PassResult, PassSums
 from lstm_mnist.runs import RunFolders
@@ -112,9 +113,7 @@ class Summaries:
 
     def _write(self, stream: str, step: int, values: Dict[str, float]):
         self.raise_failure()
-        summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
-                                    for tag, value in values.items()])
-        self.writers[stream].add_summary(summary, step)
+        self.writers[stream].add_summary(dashboard.scalars(values), step)
 
     def raise_failure(self):
         """Raises the writer thread's error, if one happened, as the OSError it stands for."""

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lstm_mnist import checkpoints, dashboard
+from lstm_mnist.cell import DIRECTIONS
 from lstm_mnist.config import Config, ConfigError, load_config, save_config
 from lstm_mnist.data import MNIST, load_mnist
 from lstm_mnist.errors import UserError
@@ -176,6 +177,11 @@ class Trainer:
             self.tracer = Tracer(self.model) if pictures else None
             self.initialize = tf.global_variables_initializer()
             self.graph.finalize()  # an op added by mistake inside the epoch loop would fail loudly
+        # The digits the pictures show every epoch: the first validation image of each.
+        labels = mnist.validation.labels
+        self.handful = split_inputs(mnist.validation, [int(np.flatnonzero(labels == digit)[0])
+                                                       for digit in np.unique(labels)],
+                                    config, split_name="validation") if pictures else None
         self.session = tf.Session(graph=self.graph, config=session_config())
         self.stop = StopRequest()
         self.step = 0  # the global step, as of the last step run or checkpoint restored
@@ -281,9 +287,7 @@ class Trainer:
         # never a checkpoint without its row nor a best ahead of latest.
         write_csv(self.folders.metrics, history)
         summaries.epoch(self.step, trained, validated)
-        summaries.results(self.step, {"best_" + key: best[key] for key in
-                                      ("validation_error", "validation_error_cropped")
-                                      if key in best})
+        summaries.results(self.step, dashboard.best_results(best))
         if self.tracer:
             summaries.add(self.step, self._reading_summaries())
         self._save_latest()
@@ -296,14 +300,11 @@ class Trainer:
             row["grad_norm_mean"], row["grad_norm_max"], "  *best*" if improved else "")
 
     def _reading_summaries(self) -> List[bytes]:
-        """How the model reads the first validation image of each digit, and its weights."""
-        labels = self.mnist.validation.labels
-        handful = [int(np.flatnonzero(labels == digit)[0]) for digit in np.unique(labels)]
-        inputs = split_inputs(self.mnist.validation, handful, self.config, split_name="validation")
-        directions = ("fw", "bw") if self.config.bidirectional else ("fw",)
+        """How the model reads the handful of validation digits, and its weights."""
+        directions = DIRECTIONS if self.config.bidirectional else DIRECTIONS[:1]
         names = [f"layer_{k}/{d}" for k in range(self.config.layers) for d in directions]
         weights = self.session.run({v.op.name: v for v in self.model.model_variables})
-        return dashboard.reading_summaries(self.tracer.explain(self.session, inputs), names,
+        return dashboard.reading_summaries(self.tracer.explain(self.session, self.handful), names,
                                            weights)
 
     def _final_test(self, history: List[dict], elapsed: float, log: RunLog,
@@ -329,9 +330,7 @@ class Trainer:
                 measured = measure(self.session, self.model, getattr(self.mnist, split_name),
                                    predictions=predictions if split_name == "test" else None)
                 results.update({f"{split_name}_{k}": v for k, v in measured.items()})
-        summaries.results(self.step, {key: results[key] for key in
-                                      ("test_accuracy", "test_error", "test_error_cropped")
-                                      if key in results})
+        summaries.results(self.step, dashboard.test_results(results))
         if self.tracer:
             matrix = confusion_matrix(self.mnist.test.labels, np.concatenate(predictions))
             summaries.add(self.step, [dashboard.png_image(dashboard.CONFUSION_TAG,
